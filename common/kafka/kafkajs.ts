@@ -1,0 +1,334 @@
+/**
+ * The Kafka port (kafka.ts) implemented with KafkaJS 2.2.4. KafkaJS specifics stay here:
+ * its loggers are routed to pino, its errors mapped to KafkaError, its offsets kept as strings.
+ */
+import {
+  Kafka as KafkaJs,
+  logLevel as KafkaJsLogLevel,
+  type Admin as KafkaJsAdmin,
+  type Consumer as KafkaJsConsumer,
+  type IHeaders,
+  type LogEntry,
+  type PartitionAssigner,
+  type Producer as KafkaJsProducer,
+} from "kafkajs";
+import type { Logger } from "../log.ts";
+import type { TopicSpec } from "../../schemas/topics.ts";
+import { KafkaError, kafkaRejected, kafkaUnavailable } from "./errors.ts";
+import type {
+  Admin,
+  ClusterInfo,
+  EnsureOutcome,
+  GroupConsumer,
+  GroupConsumerHandlers,
+  GroupConsumerOptions,
+  GroupState,
+  InRecord,
+  Kafka,
+  OutRecord,
+  PartitionOffsets,
+  Producer,
+  RecordPosition,
+} from "./kafka.ts";
+
+export interface KafkaJsOptions {
+  readonly brokers: readonly string[];
+  readonly clientId: string;
+  readonly logger: Logger;
+  readonly connectionTimeoutMs?: number;
+  readonly requestTimeoutMs?: number;
+  /** Retries of admin and consumer calls before a call fails (the producer retries forever). */
+  readonly retries?: number;
+}
+
+function toKafkaError(e: unknown, what: string): KafkaError {
+  if (e instanceof KafkaError) return e;
+  const err = e as { name?: string; message?: string; retriable?: boolean; type?: string };
+  const message = `${what}: ${err.message ?? String(e)}`;
+  const transient =
+    err.retriable === true ||
+    err.name === "KafkaJSConnectionError" ||
+    err.name === "KafkaJSNumberOfRetriesExceeded" ||
+    err.name === "KafkaJSRequestTimeoutError" ||
+    err.name === "KafkaJSBrokerNotFound" ||
+    err.name === "KafkaJSConnectionClosedError" ||
+    err.name === "KafkaJSLockTimeout";
+  return transient ? kafkaUnavailable(message, e) : kafkaRejected(message, e);
+}
+
+function headersOut(h: Readonly<Record<string, string>> | undefined): IHeaders | undefined {
+  return h === undefined ? undefined : { ...h };
+}
+
+function headersIn(h: IHeaders | undefined): Record<string, string> {
+  const out: Record<string, string> = {};
+  if (h === undefined) return out;
+  for (const [k, v] of Object.entries(h)) {
+    if (v === undefined) continue;
+    const first = Array.isArray(v) ? v[0] : v;
+    if (first !== undefined) out[k] = Buffer.isBuffer(first) ? first.toString("utf8") : String(first);
+  }
+  return out;
+}
+
+function logCreator(root: Logger) {
+  const log = root.child({ component: "kafkajs" });
+  return () =>
+    ({ namespace, level, log: entry }: LogEntry) => {
+      const { message, ...rest } = entry;
+      const fields = { ns: namespace, ...rest };
+      if (level === KafkaJsLogLevel.ERROR) log.error(fields, message);
+      else if (level === KafkaJsLogLevel.WARN) log.warn(fields, message);
+      else if (level === KafkaJsLogLevel.INFO) log.debug(fields, message);
+      else log.trace(fields, message);
+    };
+}
+
+export function createKafka(opts: KafkaJsOptions): Kafka {
+  const kafka = new KafkaJs({
+    clientId: opts.clientId,
+    brokers: [...opts.brokers],
+    connectionTimeout: opts.connectionTimeoutMs ?? 3_000,
+    requestTimeout: opts.requestTimeoutMs ?? 30_000,
+    retry: { retries: opts.retries ?? 5, initialRetryTime: 100, maxRetryTime: 2_000 },
+    logLevel: KafkaJsLogLevel.INFO,
+    logCreator: logCreator(opts.logger),
+  });
+  return {
+    admin: async () => createAdmin(kafka.admin()),
+    producer: async (p) => createProducer(kafka, p?.transactionalId),
+    consumer: (c) => createConsumer(kafka.consumer(consumerConfig(c)), c, opts.logger),
+  };
+}
+
+async function createAdmin(admin: KafkaJsAdmin): Promise<Admin> {
+  try {
+    await admin.connect();
+  } catch (e) {
+    throw toKafkaError(e, "connecting the admin client");
+  }
+  let closed = false;
+  const partitionCount = async (topic: string): Promise<number | null> => {
+    const topics = await admin.listTopics();
+    if (!topics.includes(topic)) return null;
+    const md = await admin.fetchTopicMetadata({ topics: [topic] });
+    return md.topics[0]?.partitions.length ?? null;
+  };
+  const wrap =
+    <A extends unknown[], R>(what: string, fn: (...a: A) => Promise<R>) =>
+    async (...a: A): Promise<R> => {
+      try {
+        return await fn(...a);
+      } catch (e) {
+        throw toKafkaError(e, what);
+      }
+    };
+  return {
+    describeCluster: wrap("describing the cluster", async (): Promise<ClusterInfo> => {
+      const c = await admin.describeCluster();
+      return {
+        clusterId: c.clusterId,
+        brokers: c.brokers.map((b) => ({ nodeId: b.nodeId, host: b.host, port: b.port })),
+        controllerId: c.controller,
+      };
+    }),
+    ensureTopics: wrap("ensuring topics", async (specs: readonly TopicSpec[]): Promise<EnsureOutcome[]> => {
+      const existing = new Set(await admin.listTopics());
+      const missing = specs.filter((s) => !existing.has(s.name));
+      if (missing.length > 0) {
+        await admin.createTopics({
+          waitForLeaders: true,
+          topics: missing.map((s) => ({
+            topic: s.name,
+            numPartitions: s.partitions,
+            replicationFactor: s.replicationFactor,
+            configEntries: Object.entries(s.config).map(([name, value]) => ({ name, value })),
+          })),
+        });
+      }
+      const md = await admin.fetchTopicMetadata({ topics: specs.map((s) => s.name) });
+      return specs.map((s): EnsureOutcome => {
+        const partitions = md.topics.find((t) => t.name === s.name)?.partitions.length ?? 0;
+        const created = missing.includes(s);
+        if (partitions !== s.partitions) {
+          return { topic: s.name, action: "mismatch", partitions, expectedPartitions: s.partitions };
+        }
+        return { topic: s.name, action: created ? "created" : "exists", partitions };
+      });
+    }),
+    listTopics: wrap("listing topics", () => admin.listTopics()),
+    deleteTopics: wrap("deleting topics", async (names: readonly string[]) => {
+      if (names.length > 0) await admin.deleteTopics({ topics: [...names] });
+    }),
+    partitionCount: wrap("reading the partition count", partitionCount),
+    partitionOffsets: wrap("fetching offsets", async (topic: string): Promise<PartitionOffsets[]> => {
+      const offsets = await admin.fetchTopicOffsets(topic);
+      return offsets
+        .map((o) => ({ partition: o.partition, low: o.low, high: o.high }))
+        .sort((a, b) => a.partition - b.partition);
+    }),
+    offsetsForTime: wrap("fetching offsets by time", async (topic: string, timestampMs: number) => {
+      const offsets = await admin.fetchTopicOffsetsByTimestamp(topic, timestampMs);
+      return offsets
+        .map((o) => ({ partition: o.partition, offset: o.offset }))
+        .sort((a, b) => a.partition - b.partition);
+    }),
+    describeGroup: wrap("describing the group", async (groupId: string): Promise<GroupState> => {
+      const { groups } = await admin.describeGroups([groupId]);
+      const g = groups[0];
+      if (g === undefined) return { groupId, state: "Dead", protocol: "", members: [] };
+      return {
+        groupId,
+        state: g.state,
+        protocol: g.protocol,
+        members: g.members.map((m) => ({
+          memberId: m.memberId,
+          clientId: m.clientId,
+          host: m.clientHost,
+          metadata: m.memberMetadata,
+          assignment: m.memberAssignment,
+        })),
+      };
+    }),
+    close: async () => {
+      if (closed) return;
+      closed = true;
+      await admin.disconnect();
+    },
+  };
+}
+
+async function createProducer(kafka: KafkaJs, transactionalId: string | undefined): Promise<Producer> {
+  const producer: KafkaJsProducer = kafka.producer({
+    idempotent: true,
+    allowAutoTopicCreation: false,
+    maxInFlightRequests: 1,
+    ...(transactionalId === undefined ? {} : { transactionalId }),
+  });
+  try {
+    await producer.connect();
+  } catch (e) {
+    throw toKafkaError(e, "connecting the producer");
+  }
+  let closing: Promise<void> | null = null;
+  return {
+    async send(topic: string, records: readonly OutRecord[]): Promise<RecordPosition[]> {
+      if (records.length === 0) return [];
+      let result;
+      try {
+        result = await producer.send({
+          topic,
+          acks: -1,
+          messages: records.map((r) => ({
+            key: r.key,
+            value: r.value,
+            ...(r.headers === undefined ? {} : { headers: headersOut(r.headers) }),
+            ...(r.partition === undefined ? {} : { partition: r.partition }),
+            ...(r.timestampMs === undefined ? {} : { timestamp: String(r.timestampMs) }),
+          })),
+        });
+      } catch (e) {
+        throw toKafkaError(e, `producing to ${topic}`);
+      }
+      return positionsOf(topic, records, result, (r) => r.partition);
+    },
+    close: () => (closing ??= producer.disconnect()),
+  };
+}
+
+/**
+ * KafkaJS reports one base offset per partition; records of one partition were written in
+ * call order, so the i-th record of a partition is at base + i. Records without an explicit
+ * partition would need KafkaJS's partitioner to be replayed here, so the port requires
+ * explicit partitions when positions matter (the gateway always sets them).
+ */
+function positionsOf(
+  topic: string,
+  records: readonly OutRecord[],
+  result: readonly { partition: number; baseOffset?: string; errorCode: number }[],
+  partitionOf: (r: OutRecord) => number | undefined,
+): RecordPosition[] {
+  const base = new Map<number, bigint>();
+  for (const r of result) if (r.baseOffset !== undefined) base.set(r.partition, BigInt(r.baseOffset));
+  const seen = new Map<number, bigint>();
+  return records.map((r) => {
+    const p = partitionOf(r) ?? (result.length === 1 ? result[0]!.partition : -1);
+    const b = base.get(p);
+    if (b === undefined) return { topic, partition: p, offset: "-1" };
+    const i = seen.get(p) ?? 0n;
+    seen.set(p, i + 1n);
+    return { topic, partition: p, offset: String(b + i) };
+  });
+}
+
+function consumerConfig(c: GroupConsumerOptions) {
+  return {
+    groupId: c.groupId,
+    sessionTimeout: c.sessionTimeoutMs,
+    rebalanceTimeout: Math.max(c.sessionTimeoutMs, 10_000),
+    heartbeatInterval: c.heartbeatIntervalMs,
+    allowAutoTopicCreation: false,
+    maxWaitTimeInMs: 100,
+    retry: { retries: Number.MAX_SAFE_INTEGER, initialRetryTime: 200, maxRetryTime: 5_000 },
+    ...(c.assigners === undefined ? {} : { partitionAssigners: c.assigners as PartitionAssigner[] }),
+  };
+}
+
+function createConsumer(
+  consumer: KafkaJsConsumer,
+  opts: GroupConsumerOptions,
+  logger: Logger,
+): GroupConsumer {
+  let closing: Promise<void> | null = null;
+  const removers: (() => void)[] = [];
+  return {
+    async run(handlers: GroupConsumerHandlers) {
+      removers.push(
+        consumer.on(consumer.events.GROUP_JOIN, (e) => {
+          handlers.onAssignment?.(e.payload.memberAssignment, e.payload.memberId);
+        }),
+        consumer.on(consumer.events.CRASH, (e) => {
+          logger.error({ err: e.payload.error, restart: e.payload.restart }, "kafka consumer crashed");
+          if (!e.payload.restart) handlers.onCrash?.(e.payload.error);
+        }),
+      );
+      try {
+        await consumer.connect();
+        await consumer.subscribe({ topics: [...opts.topics], fromBeginning: opts.fromBeginning });
+        await consumer.run({
+          autoCommit: opts.autoCommit,
+          eachBatchAutoResolve: true,
+          partitionsConsumedConcurrently: 1,
+          eachBatch: async ({ batch, heartbeat }) => {
+            const records: InRecord[] = batch.messages.map((m) => ({
+              topic: batch.topic,
+              partition: batch.partition,
+              offset: m.offset,
+              key: m.key,
+              value: m.value,
+              headers: headersIn(m.headers),
+              timestampMs: Number(m.timestamp),
+            }));
+            await handlers.eachBatch({
+              topic: batch.topic,
+              partition: batch.partition,
+              records,
+              highWatermark: batch.highWatermark,
+            });
+            await heartbeat();
+          },
+        });
+      } catch (e) {
+        throw toKafkaError(e, `starting consumer group ${opts.groupId}`);
+      }
+    },
+    seek: (topic, partition, offset) => consumer.seek({ topic, partition, offset }),
+    pause: (topic, partitions) => consumer.pause([{ topic, partitions: [...partitions] }]),
+    resume: (topic, partitions) => consumer.resume([{ topic, partitions: [...partitions] }]),
+    close: () =>
+      (closing ??= (async () => {
+        for (const remove of removers.splice(0)) remove();
+        await consumer.disconnect();
+      })()),
+  };
+}
