@@ -2,9 +2,14 @@
  * `rt`: the operator's command line.
  *   rt topics ensure   create the design's topics (idempotent); exit 1 on a partition mismatch
  *   rt topics list     show the design's topics with partitions and offsets
+ *   rt token <user> [--ttl <seconds>]
+ *                      print a development token (HS256 with RT_JWT_SECRET, else the local dev secret)
  * Configuration comes from the RT_* environment variables (see README).
  */
-import { ConfigError } from "../common/env.ts";
+import { devSecret } from "../common/dev-secret.ts";
+import { ConfigError, readString } from "../common/env.ts";
+import { mintDevToken } from "../gateway/auth.ts";
+import { isUserId } from "../schemas/targets.ts";
 import { KafkaError } from "../common/kafka/errors.ts";
 import { ensureTopics } from "../common/kafka/ensure-topics.ts";
 import { createKafka } from "../common/kafka/kafkajs.ts";
@@ -12,9 +17,48 @@ import { readKafkaConfig } from "../common/kafka-config.ts";
 import { createLogger } from "../common/log.ts";
 import { readTopicsConfig, topicSpecs } from "../schemas/topics.ts";
 
-const USAGE = `usage: rt topics ensure | rt topics list`;
+const USAGE = `usage: rt topics ensure | rt topics list | rt token <user> [--ttl <seconds>]`;
+
+async function mintToken(args: string[]): Promise<number> {
+  const [user, flag, value, ...rest] = args;
+  if (user === undefined || !isUserId(user)) {
+    console.error(
+      `bad user id ${JSON.stringify(user ?? "")}: 1-128 printable ASCII characters, no spaces\n${USAGE}`,
+    );
+    return 2;
+  }
+  let ttlS = 3600;
+  if (flag !== undefined) {
+    if (
+      flag !== "--ttl" ||
+      value === undefined ||
+      !/^\d{1,9}$/.test(value) ||
+      Number(value) < 1 ||
+      rest.length > 0
+    ) {
+      console.error(
+        `bad arguments ${JSON.stringify(args.slice(1).join(" "))}: expected --ttl <seconds>\n${USAGE}`,
+      );
+      return 2;
+    }
+    ttlS = Number(value);
+  }
+  const env = process.env;
+  const secret = readString(env, "RT_JWT_SECRET") ?? devSecret();
+  const issuer = readString(env, "RT_JWT_ISSUER");
+  const audience = readString(env, "RT_JWT_AUDIENCE");
+  console.log(
+    await mintDevToken(secret, user, {
+      ttlS,
+      ...(issuer === undefined ? {} : { issuer }),
+      ...(audience === undefined ? {} : { audience }),
+    }),
+  );
+  return 0;
+}
 
 async function main(argv: string[]): Promise<number> {
+  if (argv[0] === "token") return mintToken(argv.slice(1));
   const [group, cmd, ...rest] = argv;
   if (group !== "topics" || (cmd !== "ensure" && cmd !== "list")) {
     console.error(`unknown command ${JSON.stringify(argv.join(" "))}\n${USAGE}`);

@@ -7,6 +7,7 @@ import { spawn, type ChildProcess } from "node:child_process";
 import { existsSync } from "node:fs";
 import { join } from "node:path";
 import { createInterface } from "node:readline";
+import { devSecret } from "../common/dev-secret.ts";
 import { ConfigError, readInt, readString } from "../common/env.ts";
 import { KafkaError } from "../common/kafka/errors.ts";
 import { ensureTopics } from "../common/kafka/ensure-topics.ts";
@@ -106,7 +107,13 @@ async function main(): Promise<number> {
     } finally {
       await admin.close();
     }
-    const childEnv = { ...env, RT_KAFKA_BROKERS: kafka.brokers.join(","), RT_LOG_LEVEL: level };
+    const authConfigured = ["RT_JWT_SECRET", "RT_JWT_PUBLIC_KEY", "RT_JWKS_URL"].some((v) => env[v]);
+    const childEnv = {
+      ...env,
+      RT_KAFKA_BROKERS: kafka.brokers.join(","),
+      RT_LOG_LEVEL: level,
+      ...(authConfigured ? {} : { RT_JWT_SECRET: devSecret() }),
+    };
     const exited = new Promise<number>((done) => {
       for (const s of list) {
         const child = startService(s, childEnv);
@@ -122,6 +129,11 @@ async function main(): Promise<number> {
     console.log("");
     console.log(`Kafka:   ${kafka.brokers.join(",")}${kafka.local ? ` (local, data in ${dataDir})` : ""}`);
     for (const s of list) console.log(`${(s.name + ":").padEnd(10)} ${s.url}`);
+    if (!authConfigured) {
+      console.log(
+        "Tokens:   dev secret in .cache/dev-jwt-secret; mint one with `npm run rt -- token <user>`",
+      );
+    }
     console.log("The backbone is up. Ctrl-C stops everything.");
     return await Promise.race([interrupted, exited]);
   } finally {

@@ -143,6 +143,8 @@ export interface Admin {
   /** Per partition, the first offset whose timestamp is >= `timestampMs` (high when none). */
   offsetsForTime(topic: string, timestampMs: number): Promise<{ partition: number; offset: string }[]>;
   describeGroup(groupId: string): Promise<GroupState>;
+  /** The group's committed offset per partition of `topic` ("-1" where none). */
+  committedOffsets(groupId: string, topic: string): Promise<{ partition: number; offset: string }[]>;
   close(): Promise<void>;
 }
 

@@ -190,6 +190,12 @@ async function createAdmin(admin: KafkaJsAdmin): Promise<Admin> {
         })),
       };
     }),
+    committedOffsets: wrap("fetching committed offsets", async (groupId: string, topic: string) => {
+      const res = await admin.fetchOffsets({ groupId, topics: [topic] });
+      return (res[0]?.partitions ?? [])
+        .map((p) => ({ partition: p.partition, offset: p.offset }))
+        .sort((a, b) => a.partition - b.partition);
+    }),
     close: async () => {
       if (closed) return;
       closed = true;

@@ -1,0 +1,85 @@
+/**
+ * The gateway's configuration: one frozen object built from RT_* variables in main.ts.
+ * Units are in the names. Every limit the gateway enforces is here.
+ */
+import { hostname } from "node:os";
+import { readEnum, readInt, readString, readUrl, type Env } from "../common/env.ts";
+import { readKafkaConfig, type KafkaConfig } from "../common/kafka-config.ts";
+import { LOG_LEVELS } from "../common/log.ts";
+import { readTopicsConfig, type TopicsConfig } from "../schemas/topics.ts";
+
+export interface GatewayLimits {
+  readonly maxFrameBytes: number;
+  readonly maxDataDepth: number;
+  readonly maxTokenChars: number;
+  readonly maxBufferedBytes: number;
+  readonly sendsPerSecond: number;
+  readonly sendsBurst: number;
+  readonly maxConnectionsPerUser: number;
+  readonly maxConnections: number;
+}
+
+export interface GatewayConfig {
+  readonly nodeId: string;
+  readonly host: string;
+  /** 0: any free port (tests); the public URL then uses the bound port. */
+  readonly port: number;
+  /** What clients are redirected to; `{port}` is replaced by the bound port. */
+  readonly publicUrl: string;
+  readonly groupId: string;
+  readonly kafka: KafkaConfig;
+  readonly topics: TopicsConfig;
+  readonly logLevel: (typeof LOG_LEVELS)[number];
+  readonly sessionTimeoutMs: number;
+  readonly pingIntervalMs: number;
+  readonly helloTimeoutMs: number;
+  readonly sendTimeoutMs: number;
+  readonly produceLingerMs: number;
+  readonly maxQueuedSends: number;
+  readonly shutdownGraceMs: number;
+  readonly reconnectHintMaxMs: number;
+  readonly limits: GatewayLimits;
+}
+
+export function readGatewayConfig(env: Env): GatewayConfig {
+  const topics = readTopicsConfig(env);
+  const port = readInt(env, "RT_GATEWAY_PORT", 8081, { min: 0, max: 65535 });
+  const host = readString(env, "RT_GATEWAY_HOST", "127.0.0.1");
+  const publicUrl = readUrl(env, "RT_GATEWAY_PUBLIC_URL", ["ws:", "wss:"]) ?? `ws://${host}:{port}/v1/ws`;
+  const pingIntervalMs = readInt(env, "RT_PING_INTERVAL_MS", 30_000, { min: 4_000, max: 600_000 });
+  const sessionTimeoutMs = readInt(env, "RT_GATEWAY_SESSION_TIMEOUT_MS", 10_000, {
+    min: 1_000,
+    max: 300_000,
+  });
+  const sendsPerSecond = readInt(env, "RT_SENDS_PER_S", 50, { min: 1, max: 100_000 });
+  const limits: GatewayLimits = Object.freeze({
+    maxFrameBytes: readInt(env, "RT_MAX_FRAME_BYTES", 64 * 1024, { min: 1024, max: 16 * 1024 * 1024 }),
+    maxDataDepth: readInt(env, "RT_MAX_DATA_DEPTH", 32, { min: 1, max: 256 }),
+    maxTokenChars: 8192,
+    maxBufferedBytes: readInt(env, "RT_MAX_BUFFERED_BYTES", 1024 * 1024, { min: 16 * 1024, max: 1024 ** 3 }),
+    sendsPerSecond,
+    sendsBurst: readInt(env, "RT_SENDS_BURST", sendsPerSecond * 2, { min: 1, max: 1_000_000 }),
+    maxConnectionsPerUser: readInt(env, "RT_MAX_CONNECTIONS_PER_USER", 8, { min: 1, max: 10_000 }),
+    maxConnections: readInt(env, "RT_MAX_CONNECTIONS", 100_000, { min: 1, max: 10_000_000 }),
+  });
+  const config: GatewayConfig = {
+    nodeId: readString(env, "RT_GATEWAY_NODE_ID", `${hostname()}-${process.pid}`),
+    host,
+    port,
+    publicUrl,
+    groupId: readString(env, "RT_GATEWAY_GROUP", `${topics.prefix}rt-gateways`),
+    kafka: readKafkaConfig(env, "rt-gateway"),
+    topics,
+    logLevel: readEnum(env, "RT_LOG_LEVEL", LOG_LEVELS, "info"),
+    sessionTimeoutMs,
+    pingIntervalMs,
+    helloTimeoutMs: readInt(env, "RT_HELLO_TIMEOUT_MS", 5_000, { min: 100, max: 120_000 }),
+    sendTimeoutMs: readInt(env, "RT_SEND_TIMEOUT_MS", 10_000, { min: 100, max: 300_000 }),
+    produceLingerMs: readInt(env, "RT_PRODUCE_LINGER_MS", 2, { min: 0, max: 1_000 }),
+    maxQueuedSends: readInt(env, "RT_MAX_QUEUED_SENDS", 10_000, { min: 1, max: 10_000_000 }),
+    shutdownGraceMs: readInt(env, "RT_SHUTDOWN_GRACE_MS", 10_000, { min: 0, max: 600_000 }),
+    reconnectHintMaxMs: readInt(env, "RT_RECONNECT_HINT_MAX_MS", 5_000, { min: 0, max: 600_000 }),
+    limits,
+  };
+  return Object.freeze(config);
+}

@@ -1,0 +1,129 @@
+/**
+ * A gateway: wires config, auth, the Kafka port, ownership, live delivery and the uWS
+ * server together, and drains on stop. main.ts is the process around it; tests start
+ * gateways as real processes through main.ts.
+ */
+import { ensureTopics } from "../common/kafka/ensure-topics.ts";
+import { createKafka } from "../common/kafka/kafkajs.ts";
+import { stickyAssigner } from "../common/kafka/sticky-assigner.ts";
+import type { Logger } from "../common/log.ts";
+import { topicSpecs } from "../schemas/topics.ts";
+import { createVerifier, type AuthConfig } from "./auth.ts";
+import type { GatewayConfig } from "./config.ts";
+import { deliverBatch } from "./delivery.ts";
+import { Ownership } from "./ownership.ts";
+import { Registry } from "./registry.ts";
+import { createSendBatcher } from "./send-batcher.ts";
+import { startServer } from "./server.ts";
+import { jitter, type Session, type SessionDeps } from "./session.ts";
+import { loadNativeUws } from "./uws.ts";
+
+export interface Gateway {
+  readonly url: string;
+  readonly port: number;
+  /** Drains: refuses new work, settles pending sends, closes sockets with "restart", leaves the group. */
+  stop(): Promise<void>;
+}
+
+/** The epoch of the deliveries log: cursors from another epoch cannot be resumed. */
+export function epochOf(partitionCount: number): string {
+  return `p${partitionCount.toString(36)}`;
+}
+
+export async function startGateway(config: GatewayConfig, auth: AuthConfig, log: Logger): Promise<Gateway> {
+  const uws = loadNativeUws();
+  const verifier = createVerifier(auth);
+  const topic = config.topics.names.deliveries;
+  const kafka = createKafka({ brokers: config.kafka.brokers, clientId: config.kafka.clientId, logger: log });
+  const admin = await kafka.admin();
+  await ensureTopics(admin, topicSpecs(config.topics));
+  const partitionCount = (await admin.partitionCount(topic)) ?? config.topics.deliveriesPartitions;
+  const epoch = epochOf(partitionCount);
+  const producer = await kafka.producer();
+  const batcher = createSendBatcher({
+    send: (t, records) => producer.send(t, records),
+    lingerMs: config.produceLingerMs,
+    maxQueuedRecords: config.maxQueuedSends,
+    timeoutMs: config.sendTimeoutMs,
+  });
+  const ownership = new Ownership(admin, config.groupId, topic, log.child({ component: "ownership" }));
+  const registry = new Registry<Session>(config.limits.maxConnectionsPerUser);
+  let draining = false;
+  let consumerFailed: Error | null = null;
+  const sessionDeps: SessionDeps = {
+    config,
+    verifier,
+    ownership,
+    registry,
+    batcher,
+    partitionCount,
+    epoch,
+    log,
+    draining: () => draining,
+  };
+  const server = await startServer(uws, {
+    config,
+    verifier,
+    log,
+    sessionDeps: () => sessionDeps,
+    draining: () => draining,
+    connectionCount: () => registry.connections,
+    notReadyReason: () => {
+      if (draining) return "draining";
+      if (consumerFailed !== null) return `kafka consumer stopped: ${consumerFailed.message}`;
+      if (ownership.owned.size === 0) return "owns no partitions of the deliveries topic";
+      return null;
+    },
+  });
+  const url = config.publicUrl.replace("{port}", String(server.port));
+  const consumer = kafka.consumer({
+    groupId: config.groupId,
+    topics: [topic],
+    fromBeginning: false,
+    sessionTimeoutMs: config.sessionTimeoutMs,
+    heartbeatIntervalMs: Math.max(300, Math.floor(config.sessionTimeoutMs / 3)),
+    assigners: [stickyAssigner({ url: () => url, owned: () => [...ownership.owned] })],
+    autoCommit: true,
+  });
+  const deliveryDeps = { ownership, registry, epoch, log: log.child({ component: "delivery" }) };
+  await consumer.run({
+    eachBatch: async (batch) => {
+      deliverBatch(batch, deliveryDeps);
+    },
+    onAssignment: (assignment) => {
+      const { gained, lost } = ownership.assign(assignment[topic] ?? []);
+      log.info({ owned: [...ownership.owned].sort((a, b) => a - b), gained, lost }, "partitions assigned");
+      if (lost.length === 0) return;
+      const moved = new Set(lost);
+      for (const session of server.sessions()) {
+        if (moved.has(session.partition)) session.close("moved");
+      }
+    },
+    onCrash: (e) => {
+      consumerFailed = e;
+      log.error({ err: e }, "kafka consumer stopped for good");
+    },
+  });
+  log.info(
+    { url, port: server.port, partitions: partitionCount, group: config.groupId },
+    "gateway listening",
+  );
+
+  let stopping: Promise<void> | null = null;
+  const drain = async () => {
+    draining = true;
+    server.stopListening();
+    // Sends already accepted are settled (acked or failed) before their sockets close.
+    await batcher.close();
+    for (const session of [...server.sessions()]) session.close("restart", jitter(config.reconnectHintMaxMs));
+    await consumer.close();
+    await producer.close();
+    await admin.close();
+    verifier.close();
+  };
+  return {
+    url,
+    port: server.port,
+    stop: () => (stopping ??= drain()),
+  };
+}

@@ -1,0 +1,52 @@
+/**
+ * `npm run gateway`: one gateway process. Reads the environment once, fails fast on a bad
+ * variable, drains on SIGTERM/SIGINT within RT_SHUTDOWN_GRACE_MS.
+ */
+import { ConfigError } from "../common/env.ts";
+import { KafkaError } from "../common/kafka/errors.ts";
+import { createLogger } from "../common/log.ts";
+import { readAuthConfig } from "./auth.ts";
+import { readGatewayConfig } from "./config.ts";
+import { startGateway } from "./gateway.ts";
+import { NativeUwsError } from "./uws.ts";
+
+async function main(): Promise<void> {
+  const config = readGatewayConfig(process.env);
+  const auth = readAuthConfig(process.env);
+  const log = createLogger({ service: "gateway", level: config.logLevel }).child({ node: config.nodeId });
+  const gateway = await startGateway(config, auth, log);
+  // Machine-readable line for supervisors and tests.
+  console.log(
+    JSON.stringify({ event: "gateway_ready", url: gateway.url, port: gateway.port, node: config.nodeId }),
+  );
+  let signalled = false;
+  const onSignal = (signal: NodeJS.Signals) => {
+    if (signalled) return;
+    signalled = true;
+    log.info({ signal }, "draining");
+    const force = setTimeout(() => {
+      log.error({ graceMs: config.shutdownGraceMs }, "drain did not finish in time; exiting");
+      process.exit(1);
+    }, config.shutdownGraceMs);
+    force.unref();
+    gateway.stop().then(
+      () => {
+        log.info("stopped");
+        process.exit(0);
+      },
+      (e: unknown) => {
+        log.error({ err: e }, "drain failed");
+        process.exit(1);
+      },
+    );
+  };
+  process.on("SIGTERM", onSignal);
+  process.on("SIGINT", onSignal);
+}
+
+main().catch((e: unknown) => {
+  if (e instanceof ConfigError || e instanceof KafkaError || e instanceof NativeUwsError) {
+    console.error(`error: ${e.message}`);
+  } else console.error(e);
+  process.exit(1);
+});

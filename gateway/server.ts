@@ -1,0 +1,204 @@
+/**
+ * The uWebSockets.js shell: HTTP routes (/healthz, /readyz), the WebSocket endpoint /v1/ws
+ * and the mapping of uWS callbacks onto Session. Upgrade requests are copied before any
+ * await (uWS request objects die with the callback) and aborts are handled.
+ */
+import type { HttpRequest, HttpResponse, TemplatedApp, WebSocket, us_listen_socket } from "uWebSockets.js";
+import type { Logger } from "../common/log.ts";
+import type { Verifier } from "./auth.ts";
+import type { GatewayConfig } from "./config.ts";
+import { Session, type PreAuth, type SessionDeps } from "./session.ts";
+import type { UwsModule } from "./uws.ts";
+
+export const WS_PATH = "/v1/ws";
+/** Subprotocols this gateway speaks; a client offering none gets JSON. */
+export const SUBPROTOCOLS = ["rt.v1.json"] as const;
+
+interface SocketData {
+  preAuth: PreAuth | null;
+  session: Session | null;
+  closed: boolean;
+}
+
+export interface ServerHooks {
+  readonly config: GatewayConfig;
+  readonly verifier: Verifier;
+  readonly log: Logger;
+  readonly sessionDeps: () => SessionDeps;
+  /** null when ready; otherwise why not. */
+  readonly notReadyReason: () => string | null;
+  readonly draining: () => boolean;
+  readonly connectionCount: () => number;
+}
+
+export interface Server {
+  readonly port: number;
+  /** Stops accepting new connections (open sockets stay). Safe to call twice. */
+  stopListening(): void;
+  /** Every open session. */
+  sessions(): Iterable<Session>;
+}
+
+function json(res: HttpResponse, status: string, body: unknown): void {
+  res.cork(() => {
+    res.writeStatus(status).writeHeader("content-type", "application/json").end(JSON.stringify(body));
+  });
+}
+
+export async function startServer(uws: UwsModule, hooks: ServerHooks): Promise<Server> {
+  const { config, log } = hooks;
+  const app: TemplatedApp = uws.App();
+  const open = new Set<Session>();
+  const maxBuffered = config.limits.maxBufferedBytes;
+  const idleTimeoutS = Math.max(8, Math.round((2 * config.pingIntervalMs) / 1000));
+
+  app.get("/healthz", (res) => json(res, "200 OK", { status: "ok", node: config.nodeId }));
+  app.get("/readyz", (res) => {
+    const reason = hooks.notReadyReason();
+    if (reason === null) json(res, "200 OK", { status: "ready", node: config.nodeId });
+    else json(res, "503 Service Unavailable", { status: "not_ready", reason, node: config.nodeId });
+  });
+
+  app.ws<SocketData>(WS_PATH, {
+    // uWS drops a connection whose frame exceeds this before we see it; frames between the
+    // configured limit and this hard cap get the typed too_big close from the session.
+    maxPayloadLength: config.limits.maxFrameBytes * 2,
+    maxBackpressure: maxBuffered * 2,
+    closeOnBackpressureLimit: 0,
+    idleTimeout: idleTimeoutS,
+    sendPingsAutomatically: true,
+    compression: uws.DISABLED,
+    upgrade: (res: HttpResponse, req: HttpRequest, context) => {
+      const key = req.getHeader("sec-websocket-key");
+      const protocolHeader = req.getHeader("sec-websocket-protocol");
+      const extensions = req.getHeader("sec-websocket-extensions");
+      const authorization = req.getHeader("authorization");
+      if (hooks.draining()) {
+        json(res, "503 Service Unavailable", { error: "draining", message: "this gateway is shutting down" });
+        return;
+      }
+      if (hooks.connectionCount() >= config.limits.maxConnections) {
+        json(res, "503 Service Unavailable", {
+          error: "at_capacity",
+          message: "this gateway is full; retry",
+        });
+        return;
+      }
+      let protocol = "";
+      if (protocolHeader !== "") {
+        const offered = protocolHeader.split(",").map((s) => s.trim());
+        protocol = offered.find((p) => (SUBPROTOCOLS as readonly string[]).includes(p)) ?? "";
+        if (protocol === "") {
+          json(res, "400 Bad Request", {
+            error: "unsupported_subprotocol",
+            message: `supported subprotocols: ${SUBPROTOCOLS.join(", ")}`,
+          });
+          return;
+        }
+      }
+      const upgrade = (preAuth: PreAuth | null) =>
+        res.cork(() => {
+          res.upgrade<SocketData>(
+            { preAuth, session: null, closed: false },
+            key,
+            protocol,
+            extensions,
+            context,
+          );
+        });
+      if (authorization === "") {
+        upgrade(null);
+        return;
+      }
+      const m = /^Bearer ([^\s]+)$/i.exec(authorization);
+      if (m === null) {
+        json(res, "401 Unauthorized", {
+          error: "unauthorized",
+          message: "Authorization must be: Bearer <token>",
+        });
+        return;
+      }
+      let aborted = false;
+      res.onAborted(() => {
+        aborted = true;
+      });
+      void hooks.verifier.verify(m[1]!).then((r) => {
+        if (aborted) return;
+        if (!r.ok) {
+          log.info({ reason: r.reason }, "upgrade refused");
+          json(res, "401 Unauthorized", {
+            error: r.reason === "expired" ? "token_expired" : "unauthorized",
+            message: r.message,
+          });
+          return;
+        }
+        upgrade({ user: r.user, expiresAtMs: r.expiresAtMs });
+      });
+    },
+    open: (ws: WebSocket<SocketData>) => {
+      const data = ws.getUserData();
+      const session: Session = new Session(
+        {
+          send(text) {
+            if (data.closed) return false;
+            const status = ws.send(text, false);
+            if (ws.getBufferedAmount() > maxBuffered) {
+              // The log is the client's buffer: close it, it resumes from its cursor.
+              session.close("slow");
+              return false;
+            }
+            return status !== 2;
+          },
+          close(code, reason) {
+            if (data.closed) return;
+            data.closed = true;
+            ws.end(code, reason);
+          },
+        },
+        hooks.sessionDeps(),
+        data.preAuth,
+      );
+      data.session = session;
+      open.add(session);
+      session.start();
+    },
+    message: (ws: WebSocket<SocketData>, message: ArrayBuffer, isBinary: boolean) => {
+      const session = ws.getUserData().session;
+      if (session === null) return;
+      if (isBinary) session.onBinary();
+      else session.onText(Buffer.from(message).toString("utf8"), message.byteLength);
+    },
+    close: (ws: WebSocket<SocketData>) => {
+      const data = ws.getUserData();
+      data.closed = true;
+      if (data.session !== null) {
+        open.delete(data.session);
+        data.session.closed();
+      }
+    },
+  });
+
+  app.any("/*", (res) =>
+    json(res, "404 Not Found", { error: "not_found", message: `WebSocket endpoint is ${WS_PATH}` }),
+  );
+
+  const listenSocket = await new Promise<us_listen_socket>((done, fail) => {
+    app.listen(config.host, config.port, (s) => {
+      if (s === false)
+        fail(new Error(`cannot listen on ${config.host}:${config.port} (in use?): set RT_GATEWAY_PORT`));
+      else done(s);
+    });
+  });
+  let listening = true;
+  return {
+    port: uws.us_socket_local_port(
+      listenSocket as unknown as Parameters<UwsModule["us_socket_local_port"]>[0],
+    ),
+    stopListening() {
+      if (!listening) return;
+      listening = false;
+      uws.us_listen_socket_close(listenSocket);
+    },
+    sessions: () => open,
+  };
+}

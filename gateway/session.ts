@@ -1,0 +1,429 @@
+/**
+ * One client connection's protocol: hello → (redirect | welcome) → send/auth/ping, with the
+ * hello deadline, token expiry, rate limit and frame checks. Talks to its socket only through
+ * the small `Socket` interface, so it knows nothing of uWS.
+ */
+import { randomBytes } from "node:crypto";
+import type { Logger } from "../common/log.ts";
+import { closeCodeByName, formatCloseReason, type CloseName } from "../schemas/close-codes.ts";
+import { encodeDelivery } from "../schemas/codec.ts";
+import type { ErrorCode, WireError } from "../schemas/errors.ts";
+import {
+  decodeClientFrame,
+  encodeServerFrame,
+  type ClientFrame,
+  type FrameLimits,
+  type SendFrame,
+  type ServerFrame,
+} from "../schemas/frames.ts";
+import { partitionForKey } from "../schemas/partition.ts";
+import { isMessageId, parseTarget } from "../schemas/targets.ts";
+import type { Verifier } from "./auth.ts";
+import type { GatewayConfig } from "./config.ts";
+import type { Ownership } from "./ownership.ts";
+import { createTokenBucket, type TokenBucket } from "./rate-limit.ts";
+import type { Registry } from "./registry.ts";
+import type { SendBatcher } from "./send-batcher.ts";
+
+/** The transport under a session. `send` reports false when the socket is gone. */
+export interface Socket {
+  send(text: string): boolean;
+  close(code: number, reason: string): void;
+}
+
+export interface SessionDeps {
+  readonly config: GatewayConfig;
+  readonly verifier: Verifier;
+  readonly ownership: Ownership;
+  readonly registry: Registry<Session>;
+  readonly batcher: SendBatcher;
+  readonly partitionCount: number;
+  readonly epoch: string;
+  readonly log: Logger;
+  readonly draining: () => boolean;
+}
+
+/** A user authenticated on the upgrade request (Authorization: Bearer). */
+export interface PreAuth {
+  readonly user: string;
+  readonly expiresAtMs: number;
+}
+
+type State = "hello" | "authenticating" | "live" | "closed";
+
+const MAX_TIMER_MS = 2 ** 31 - 1;
+
+export class Session {
+  readonly id = randomBytes(6).toString("base64url");
+  #state: State = "hello";
+  #user: string | null = null;
+  #partition = -1;
+  #helloTimer: NodeJS.Timeout | null;
+  #expiryTimer: NodeJS.Timeout | null = null;
+  readonly #bucket: TokenBucket;
+  readonly #log: Logger;
+  readonly #frameLimits: FrameLimits;
+
+  constructor(
+    private readonly socket: Socket,
+    private readonly deps: SessionDeps,
+    private readonly preAuth: PreAuth | null,
+  ) {
+    const { limits } = deps.config;
+    this.#log = deps.log.child({ conn: this.id });
+    this.#bucket = createTokenBucket({ ratePerSec: limits.sendsPerSecond, burst: limits.sendsBurst });
+    this.#frameLimits = {
+      maxFrameChars: limits.maxFrameBytes,
+      maxDepth: limits.maxDataDepth,
+      maxTokenChars: limits.maxTokenChars,
+    };
+    this.#helloTimer = setTimeout(() => this.close("hello_timeout"), deps.config.helloTimeoutMs);
+  }
+
+  /** Called once the socket is open: an upgrade already authenticated goes live at once. */
+  start(): void {
+    if (this.preAuth === null) return;
+    this.#state = "authenticating";
+    void this.#admit(this.preAuth.user, this.preAuth.expiresAtMs);
+  }
+
+  get user(): string | null {
+    return this.#user;
+  }
+
+  get partition(): number {
+    return this.#partition;
+  }
+
+  get live(): boolean {
+    return this.#state === "live";
+  }
+
+  /** Writes a server frame; false when the session is closed. */
+  write(frame: ServerFrame): boolean {
+    return this.writeText(encodeServerFrame(frame));
+  }
+
+  writeText(text: string): boolean {
+    if (this.#state === "closed") return false;
+    return this.socket.send(text);
+  }
+
+  /** Closes with a code of the close-code table (the socket's close handler calls `closed`). */
+  close(name: CloseName, retryAfterMs?: number): void {
+    if (this.#state === "closed") return;
+    this.socket.close(closeCodeByName(name).code, formatCloseReason(name, retryAfterMs));
+    this.closed();
+  }
+
+  /** The socket is gone, whoever closed it: release everything. Safe to call twice. */
+  closed(): void {
+    if (this.#state === "closed") return;
+    this.#state = "closed";
+    if (this.#helloTimer !== null) clearTimeout(this.#helloTimer);
+    if (this.#expiryTimer !== null) clearTimeout(this.#expiryTimer);
+    if (this.#user !== null) this.deps.registry.remove(this.#user, this);
+  }
+
+  /** A method, not a field read, so the check is not narrowed away across awaits. */
+  #isClosed(): boolean {
+    return this.#state === "closed";
+  }
+
+  #fail(code: ErrorCode, message: string, close: CloseName): void {
+    this.#log.info({ code, close, user: this.#user ?? undefined }, "session refused");
+    this.write({ op: "error", code, message });
+    this.close(close);
+  }
+
+  /** One binary message on the JSON protocol: a protocol violation. */
+  onBinary(): void {
+    this.#fail("bad_frame", "binary messages are not part of the JSON protocol (rt.v1)", "bad_frame");
+  }
+
+  /** One text message. `byteLength` is checked before decoding. */
+  onText(text: string, byteLength: number): void {
+    if (this.#state === "closed") return;
+    if (byteLength > this.deps.config.limits.maxFrameBytes) {
+      this.#fail(
+        "too_big",
+        `frame of ${byteLength} bytes is over the limit of ${this.deps.config.limits.maxFrameBytes}`,
+        "too_big",
+      );
+      return;
+    }
+    const decoded = decodeClientFrame(text, this.#frameLimits);
+    if (!decoded.ok) {
+      this.#onBadFrame(text, decoded.error);
+      return;
+    }
+    const frame = decoded.frame;
+    if (this.#state !== "live") {
+      if (frame.op === "hello" && this.#state === "hello") void this.#onHello(frame.token, frame.cursor);
+      else if (frame.op === "hello")
+        this.#fail("already_authenticated", "hello was already sent", "bad_frame");
+      else
+        this.#fail(
+          "not_authenticated",
+          `${frame.op} before welcome: send hello first and wait for welcome`,
+          "bad_frame",
+        );
+      return;
+    }
+    this.#onLiveFrame(frame);
+  }
+
+  /**
+   * A frame that did not decode. Inside a live session, a request with a readable id whose
+   * only problem is its target or payload size gets a failed ack (the user typed a bad
+   * recipient; the connection is fine). Everything else is a protocol violation: error, close.
+   */
+  #onBadFrame(text: string, error: WireError): void {
+    if (
+      this.#state === "live" &&
+      (error.code === "bad_target" || error.code === "too_big" || error.code === "bad_cursor")
+    ) {
+      const id = readId(text);
+      if (id !== null) {
+        this.write({ op: "ack", id, ok: false, error });
+        return;
+      }
+    }
+    this.#fail(error.code, error.message, error.code === "too_big" ? "too_big" : "bad_frame");
+  }
+
+  async #onHello(token: string, _cursor: string | undefined): Promise<void> {
+    this.#state = "authenticating";
+    const result = await this.deps.verifier.verify(token);
+    if (this.#isClosed()) return;
+    if (!result.ok) {
+      const expired = result.reason === "expired";
+      this.#fail(
+        expired ? "token_expired" : "unauthorized",
+        result.message,
+        expired ? "token_expired" : "unauthorized",
+      );
+      return;
+    }
+    await this.#admit(result.user, result.expiresAtMs);
+  }
+
+  async #admit(user: string, expiresAtMs: number): Promise<void> {
+    const { ownership, registry, config } = this.deps;
+    const partition = partitionForKey(user, this.deps.partitionCount);
+    if (this.deps.draining()) {
+      this.close("restart", jitter(config.reconnectHintMaxMs));
+      return;
+    }
+    if (!ownership.owns(partition)) {
+      const url = await ownership.ownerUrl(partition);
+      if (this.#isClosed()) return;
+      if (url === null) {
+        this.#fail("unavailable", `no gateway owns partition ${partition} right now; retry`, "server_error");
+        return;
+      }
+      this.#log.debug({ user, partition, url }, "redirect");
+      this.write({ op: "redirect", url });
+      this.close("moved");
+      return;
+    }
+    await ownership.ready(partition);
+    if (this.#isClosed()) return;
+    if (!ownership.owns(partition)) {
+      // The partition moved while its start position was being read.
+      this.close("moved");
+      return;
+    }
+    if (!registry.add(user, this)) {
+      this.#fail(
+        "forbidden",
+        `user has ${config.limits.maxConnectionsPerUser} connections already`,
+        "too_many_connections",
+      );
+      return;
+    }
+    this.#user = user;
+    this.#partition = partition;
+    this.#state = "live";
+    if (this.#helloTimer !== null) clearTimeout(this.#helloTimer);
+    this.#helloTimer = null;
+    this.#armExpiry(expiresAtMs);
+    const position = ownership.position(partition) ?? -1n;
+    this.write({
+      op: "welcome",
+      user,
+      cursor: position >= 0n ? `${this.deps.epoch}:${partition}:${position}` : "",
+      recovered: true,
+      heartbeat_s: Math.round(config.pingIntervalMs / 1000),
+      session: this.id,
+      node: config.nodeId,
+      limits: {
+        max_frame_bytes: config.limits.maxFrameBytes,
+        max_data_depth: config.limits.maxDataDepth,
+        max_rooms: 0,
+        max_channels: 0,
+        sends_per_s: config.limits.sendsPerSecond,
+      },
+    });
+    this.#log.debug({ user, partition }, "session live");
+  }
+
+  #armExpiry(expiresAtMs: number): void {
+    if (this.#expiryTimer !== null) clearTimeout(this.#expiryTimer);
+    const delay = Math.min(Math.max(0, expiresAtMs - Date.now()), MAX_TIMER_MS);
+    this.#expiryTimer = setTimeout(() => {
+      if (expiresAtMs - Date.now() > 0) this.#armExpiry(expiresAtMs);
+      else {
+        this.write({
+          op: "error",
+          code: "token_expired",
+          message: "the session's token expired; refresh it with auth",
+        });
+        this.close("token_expired");
+      }
+    }, delay);
+  }
+
+  #onLiveFrame(frame: ClientFrame): void {
+    switch (frame.op) {
+      case "send":
+        this.#onSend(frame);
+        return;
+      case "auth":
+        void this.#onAuth(frame.id, frame.token);
+        return;
+      case "ping":
+        this.write(frame.id === undefined ? { op: "pong" } : { op: "pong", id: frame.id });
+        return;
+      case "pong":
+        return;
+      case "hello":
+        this.write({ op: "error", code: "already_authenticated", message: "hello was already sent" });
+        return;
+      case "join":
+      case "leave":
+      case "subscribe":
+      case "unsubscribe":
+        this.write({
+          op: "ack",
+          id: frame.id,
+          ok: false,
+          error: { code: "forbidden", message: `${frame.op} is not enabled on this gateway` },
+        });
+        return;
+    }
+  }
+
+  async #onAuth(id: string, token: string): Promise<void> {
+    const result = await this.deps.verifier.verify(token);
+    if (this.#state !== "live") return;
+    if (!result.ok) {
+      const code = result.reason === "expired" ? "token_expired" : "unauthorized";
+      this.write({ op: "ack", id, ok: false, error: { code, message: result.message } });
+      return;
+    }
+    if (result.user !== this.#user) {
+      this.write({
+        op: "ack",
+        id,
+        ok: false,
+        error: { code: "forbidden", message: "token is for another user" },
+      });
+      return;
+    }
+    this.#armExpiry(result.expiresAtMs);
+    this.write({ op: "ack", id, ok: true });
+  }
+
+  #onSend(frame: SendFrame): void {
+    if (this.deps.draining()) {
+      this.write({
+        op: "ack",
+        id: frame.id,
+        ok: false,
+        error: { code: "unavailable", message: "this gateway is restarting; resend after reconnecting" },
+      });
+      return;
+    }
+    const now = Date.now();
+    const take = this.#bucket.take(now);
+    if (!take.ok) {
+      if (this.#bucket.consecutiveRejections > this.deps.config.limits.sendsBurst) {
+        this.#fail("rate_limited", "kept sending past the rate limit", "rate_limited");
+        return;
+      }
+      this.write({
+        op: "ack",
+        id: frame.id,
+        ok: false,
+        error: {
+          code: "rate_limited",
+          message: `over ${this.deps.config.limits.sendsPerSecond} sends/s; retry in ${take.retryAfterMs} ms`,
+        },
+      });
+      return;
+    }
+    const target = parseTarget(frame.to);
+    if (target === undefined || target.kind !== "user") {
+      this.write({
+        op: "ack",
+        id: frame.id,
+        ok: false,
+        error: {
+          code: "forbidden",
+          message: `sending to ${target?.kind ?? "this target"} is not enabled on this gateway`,
+        },
+      });
+      return;
+    }
+    const user = this.#user!;
+    const value = encodeDelivery({
+      id: frame.id,
+      type: frame.type,
+      sender: user,
+      recipient: target.user,
+      room: null,
+      ts: now,
+      data: JSON.stringify(frame.data),
+      attributes: {},
+    });
+    const partition = partitionForKey(target.user, this.deps.partitionCount);
+    void this.deps.batcher
+      .enqueue(this.deps.config.topics.names.deliveries, {
+        key: target.user,
+        value,
+        partition,
+        timestampMs: now,
+        ...(frame.traceparent === undefined ? {} : { headers: { traceparent: frame.traceparent } }),
+      })
+      .then((r) => {
+        if (r.ok) {
+          this.write({
+            op: "ack",
+            id: frame.id,
+            ok: true,
+            cursor: `${this.deps.epoch}:${r.position.partition}:${r.position.offset}`,
+          });
+        } else {
+          const code: ErrorCode =
+            r.code === "queue_full" ? "queue_full" : r.code === "rejected" ? "internal" : "unavailable";
+          this.write({ op: "ack", id: frame.id, ok: false, error: { code, message: r.message } });
+        }
+      });
+  }
+}
+
+/** Full jitter: a uniform delay in [0, maxMs], so a fleet of clients does not reconnect at once. */
+export function jitter(maxMs: number): number {
+  return Math.floor(Math.random() * (maxMs + 1));
+}
+
+/** The id of a frame that failed validation, when it has a well-formed one. */
+function readId(text: string): string | null {
+  try {
+    const v = JSON.parse(text) as { id?: unknown };
+    return typeof v.id === "string" && isMessageId(v.id) ? v.id : null;
+  } catch {
+    return null;
+  }
+}

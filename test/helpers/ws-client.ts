@@ -1,0 +1,139 @@
+/**
+ * A minimal protocol client for tests, on the `ws` package: real sockets, frames collected
+ * in order, waits bounded by timeouts. Redirects are followed like a real client would.
+ */
+import { SignJWT } from "jose";
+import WebSocket from "ws";
+import { setTimeout as sleep } from "node:timers/promises";
+
+// Frames are whatever the server sent; tests read fields dynamically.
+// eslint-disable-next-line @typescript-eslint/no-explicit-any
+export type Frame = Record<string, any>;
+
+export const TEST_SECRET = "test-secret-that-is-at-least-32-bytes-long!";
+
+export async function token(
+  sub: string,
+  opts: { secret?: string; ttlS?: number; audience?: string; issuer?: string } = {},
+): Promise<string> {
+  let jwt = new SignJWT({})
+    .setProtectedHeader({ alg: "HS256" })
+    .setSubject(sub)
+    .setIssuedAt()
+    .setExpirationTime(Math.floor(Date.now() / 1000) + (opts.ttlS ?? 3600));
+  if (opts.audience !== undefined) jwt = jwt.setAudience(opts.audience);
+  if (opts.issuer !== undefined) jwt = jwt.setIssuer(opts.issuer);
+  return jwt.sign(new TextEncoder().encode(opts.secret ?? TEST_SECRET));
+}
+
+export class TestClient {
+  readonly frames: Frame[] = [];
+  readonly closed: Promise<{ code: number; reason: string }>;
+  #closedWith: { code: number; reason: string } | null = null;
+
+  private constructor(
+    readonly url: string,
+    readonly ws: WebSocket,
+  ) {
+    ws.on("message", (data, isBinary) => {
+      if (!isBinary) this.frames.push(JSON.parse(data.toString()) as Frame);
+    });
+    this.closed = new Promise((done) =>
+      ws.on("close", (code, reason) => {
+        this.#closedWith = { code, reason: reason.toString() };
+        done(this.#closedWith);
+      }),
+    );
+  }
+
+  static async open(url: string, opts: { headers?: Record<string, string>; protocols?: string[] } = {}) {
+    const ws = new WebSocket(url, opts.protocols ?? [], { headers: opts.headers ?? {} });
+    const client = new TestClient(url, ws);
+    await new Promise<void>((done, fail) => {
+      ws.once("open", () => done());
+      ws.once("error", fail);
+      ws.once("unexpected-response", (_req, res) => {
+        let body = "";
+        res.on("data", (d: Buffer) => (body += d.toString()));
+        res.on("end", () =>
+          fail(Object.assign(new Error(`HTTP ${res.statusCode}: ${body}`), { status: res.statusCode, body })),
+        );
+      });
+    });
+    return client;
+  }
+
+  get isClosed(): { code: number; reason: string } | null {
+    return this.#closedWith;
+  }
+
+  send(frame: Frame | string): void {
+    this.ws.send(typeof frame === "string" ? frame : JSON.stringify(frame));
+  }
+
+  /** The first frame (from index `from`) matching `pred`. */
+  async waitFor(pred: (f: Frame) => boolean, timeoutMs = 10_000, from = 0): Promise<Frame> {
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      const f = this.frames.slice(from).find(pred);
+      if (f !== undefined) return f;
+      if (Date.now() > deadline) {
+        throw new Error(`timed out; frames so far: ${JSON.stringify(this.frames).slice(0, 2000)}`);
+      }
+      if (this.#closedWith !== null && this.frames.slice(from).find(pred) === undefined) {
+        throw new Error(
+          `socket closed ${JSON.stringify(this.#closedWith)}; frames: ${JSON.stringify(this.frames).slice(0, 2000)}`,
+        );
+      }
+      await sleep(10);
+    }
+  }
+
+  async waitForCount(pred: (f: Frame) => boolean, n: number, timeoutMs = 20_000): Promise<Frame[]> {
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      const got = this.frames.filter(pred);
+      if (got.length >= n) return got;
+      if (Date.now() > deadline) throw new Error(`timed out with ${got.length}/${n} frames`);
+      await sleep(10);
+    }
+  }
+
+  close(): void {
+    if (this.#closedWith === null) this.ws.close();
+  }
+}
+
+/**
+ * hello on `url`, following redirects (at most 3 hops). Resolves with the live client and
+ * its welcome, or rejects with the close it got.
+ */
+export async function connectUser(
+  url: string,
+  jwt: string,
+  opts: { cursor?: string } = {},
+): Promise<{ client: TestClient; welcome: Frame; hops: string[] }> {
+  const hops: string[] = [];
+  let target = url;
+  for (let i = 0; i < 4; i++) {
+    hops.push(target);
+    const client = await TestClient.open(target);
+    client.send({ op: "hello", token: jwt, ...(opts.cursor === undefined ? {} : { cursor: opts.cursor }) });
+    const first = await client.waitFor(
+      (f) => f.op === "welcome" || f.op === "redirect" || f.op === "error",
+      15_000,
+    );
+    if (first.op === "welcome") return { client, welcome: first, hops };
+    if (first.op === "redirect") {
+      await client.closed;
+      target = first.url as string;
+      continue;
+    }
+    const closed = await client.closed;
+    throw Object.assign(new Error(`hello refused: ${JSON.stringify(first)} ${JSON.stringify(closed)}`), {
+      frame: first,
+      closed,
+    });
+  }
+  throw new Error(`too many redirects: ${hops.join(" -> ")}`);
+}
