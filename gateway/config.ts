@@ -3,7 +3,7 @@
  * Units are in the names. Every limit the gateway enforces is here.
  */
 import { hostname } from "node:os";
-import { readEnum, readInt, readString, readUrl, type Env } from "../common/env.ts";
+import { readEnum, readInt, readString, readUrl, ConfigError, type Env } from "../common/env.ts";
 import { readKafkaConfig, type KafkaConfig } from "../common/kafka-config.ts";
 import { LOG_LEVELS } from "../common/log.ts";
 import { readTopicsConfig, type TopicsConfig } from "../schemas/topics.ts";
@@ -36,6 +36,8 @@ export interface GatewayConfig {
   readonly sendTimeoutMs: number;
   readonly produceLingerMs: number;
   readonly maxQueuedSends: number;
+  /** Bytes per produce request; must stay under the broker's message.max.bytes (1 MiB by default). */
+  readonly produceMaxBatchBytes: number;
   readonly shutdownGraceMs: number;
   readonly reconnectHintMaxMs: number;
   readonly limits: GatewayLimits;
@@ -53,7 +55,7 @@ export function readGatewayConfig(env: Env): GatewayConfig {
   });
   const sendsPerSecond = readInt(env, "RT_SENDS_PER_S", 50, { min: 1, max: 100_000 });
   const limits: GatewayLimits = Object.freeze({
-    maxFrameBytes: readInt(env, "RT_MAX_FRAME_BYTES", 64 * 1024, { min: 1024, max: 16 * 1024 * 1024 }),
+    maxFrameBytes: readInt(env, "RT_MAX_FRAME_BYTES", 64 * 1024, { min: 1024, max: 512 * 1024 }),
     maxDataDepth: readInt(env, "RT_MAX_DATA_DEPTH", 32, { min: 1, max: 256 }),
     maxTokenChars: 8192,
     maxBufferedBytes: readInt(env, "RT_MAX_BUFFERED_BYTES", 1024 * 1024, { min: 16 * 1024, max: 1024 ** 3 }),
@@ -77,9 +79,21 @@ export function readGatewayConfig(env: Env): GatewayConfig {
     sendTimeoutMs: readInt(env, "RT_SEND_TIMEOUT_MS", 10_000, { min: 100, max: 300_000 }),
     produceLingerMs: readInt(env, "RT_PRODUCE_LINGER_MS", 2, { min: 0, max: 1_000 }),
     maxQueuedSends: readInt(env, "RT_MAX_QUEUED_SENDS", 10_000, { min: 1, max: 10_000_000 }),
+    produceMaxBatchBytes: readInt(env, "RT_PRODUCE_MAX_BATCH_BYTES", 512 * 1024, {
+      min: 64 * 1024,
+      max: 64 * 1024 * 1024,
+    }),
     shutdownGraceMs: readInt(env, "RT_SHUTDOWN_GRACE_MS", 10_000, { min: 0, max: 600_000 }),
     reconnectHintMaxMs: readInt(env, "RT_RECONNECT_HINT_MAX_MS", 5_000, { min: 0, max: 600_000 }),
     limits,
   };
+  // One frame becomes one Kafka record (plus the Avro envelope); it must fit in a batch.
+  if (config.produceMaxBatchBytes < limits.maxFrameBytes + 4096) {
+    throw new ConfigError(
+      "RT_PRODUCE_MAX_BATCH_BYTES",
+      `at least RT_MAX_FRAME_BYTES + 4096 (${limits.maxFrameBytes + 4096})`,
+      String(config.produceMaxBatchBytes),
+    );
+  }
   return Object.freeze(config);
 }

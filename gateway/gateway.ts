@@ -44,6 +44,7 @@ export async function startGateway(config: GatewayConfig, auth: AuthConfig, log:
     send: (t, records) => producer.send(t, records),
     lingerMs: config.produceLingerMs,
     maxQueuedRecords: config.maxQueuedSends,
+    maxBatchBytes: config.produceMaxBatchBytes,
     timeoutMs: config.sendTimeoutMs,
   });
   const ownership = new Ownership(admin, config.groupId, topic, log.child({ component: "ownership" }));

@@ -142,8 +142,13 @@ export async function startServer(uws: UwsModule, hooks: ServerHooks): Promise<S
           send(text) {
             if (data.closed) return false;
             const status = ws.send(text, false);
-            if (ws.getBufferedAmount() > maxBuffered) {
+            const buffered = ws.getBufferedAmount();
+            if (buffered > maxBuffered) {
               // The log is the client's buffer: close it, it resumes from its cursor.
+              log.warn(
+                { conn: session.id, user: session.user, buffered, cap: maxBuffered },
+                "closing slow consumer",
+              );
               session.close("slow");
               return false;
             }

@@ -84,13 +84,6 @@ export const CLOSE_CODES = {
     viaRouter: false,
     description: "The user (or the gateway) has too many open connections.",
   },
-  heartbeat_timeout: {
-    code: 4013,
-    reconnect: "backoff",
-    refreshToken: false,
-    viaRouter: false,
-    description: "No pong arrived in time: the connection looked dead.",
-  },
   rate_limited: {
     code: 4029,
     reconnect: "backoff",

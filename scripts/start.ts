@@ -42,16 +42,27 @@ function services(env: NodeJS.ProcessEnv): Service[] {
   return list.filter((s) => existsSync(join(REPO_ROOT, s.entry)));
 }
 
-function startService(s: Service, childEnv: NodeJS.ProcessEnv): ChildProcess {
+/** Services print one `{"event":"<name>_ready",...}` line once they serve. */
+const READY_LINE = /^\{"event":"\w+_ready"/;
+
+function startService(
+  s: Service,
+  childEnv: NodeJS.ProcessEnv,
+): { child: ChildProcess; ready: Promise<void> } {
   const child = spawn(process.execPath, ["--import", "tsx", s.entry], {
     cwd: REPO_ROOT,
     env: { ...childEnv, ...s.env },
     stdio: ["ignore", "pipe", "pipe"],
   });
+  let markReady: () => void = () => {};
+  const ready = new Promise<void>((done) => (markReady = done));
   for (const stream of [child.stdout, child.stderr]) {
-    createInterface({ input: stream }).on("line", (line) => process.stdout.write(`[${s.name}] ${line}\n`));
+    createInterface({ input: stream }).on("line", (line) => {
+      if (READY_LINE.test(line)) markReady();
+      process.stdout.write(`[${s.name}] ${line}\n`);
+    });
   }
-  return child;
+  return { child, ready };
 }
 
 async function stopChild(child: ChildProcess, graceMs: number): Promise<void> {
@@ -114,10 +125,12 @@ async function main(): Promise<number> {
       RT_LOG_LEVEL: level,
       ...(authConfigured ? {} : { RT_JWT_SECRET: devSecret() }),
     };
+    const readies: Promise<void>[] = [];
     const exited = new Promise<number>((done) => {
       for (const s of list) {
-        const child = startService(s, childEnv);
+        const { child, ready } = startService(s, childEnv);
         children.push(child);
+        readies.push(ready);
         child.on("exit", (code, signal) => {
           if (stopping) return;
           stopping = true;
@@ -126,6 +139,9 @@ async function main(): Promise<number> {
         });
       }
     });
+    const allReady = Promise.all(readies).then(() => -1);
+    const early = await Promise.race([allReady, interrupted, exited]);
+    if (early !== -1) return early;
     console.log("");
     console.log(`Kafka:   ${kafka.brokers.join(",")}${kafka.local ? ` (local, data in ${dataDir})` : ""}`);
     for (const s of list) console.log(`${(s.name + ":").padEnd(10)} ${s.url}`);

@@ -77,7 +77,11 @@ function logCreator(root: Logger) {
     ({ namespace, level, log: entry }: LogEntry) => {
       const { message, ...rest } = entry;
       const fields = { ns: namespace, ...rest };
-      if (level === KafkaJsLogLevel.ERROR) log.error(fields, message);
+      // KafkaJS logs every error response of the wire layer as ERROR, including the expected
+      // ones of a rebalance; the layers above report what actually failed.
+      if (namespace === "Connection" || /rebalancing/.test(String(rest.error ?? message)))
+        log.debug(fields, message);
+      else if (level === KafkaJsLogLevel.ERROR) log.error(fields, message);
       else if (level === KafkaJsLogLevel.WARN) log.warn(fields, message);
       else if (level === KafkaJsLogLevel.INFO) log.debug(fields, message);
       else log.trace(fields, message);

@@ -53,6 +53,12 @@ test("npm start brings up a local Kafka with the topics, and SIGINT stops everyt
   const p = runTs("scripts/start.ts", [], env);
   try {
     await p.waitFor(/The backbone is up/, 120_000);
+    // Two gateways, on RT_GATEWAY_PORT and the next port, each answering /healthz.
+    for (const i of [0, 1]) {
+      const gwPort = Number(env.RT_GATEWAY_PORT) + i;
+      assert.match(p.output(), new RegExp(`gateway-${i + 1}: +ws://127\\.0\\.0\\.1:${gwPort}/v1/ws`));
+      assert.equal((await fetch(`http://127.0.0.1:${gwPort}/healthz`)).status, 200);
+    }
     assert.match(p.output(), new RegExp(`Kafka: +127\\.0\\.0\\.1:${port} \\(local`));
     assert.ok(processesMentioning(dataDir).length > 0, "the Kafka JVM runs with the data dir");
     const admin = await createKafka({

@@ -37,7 +37,6 @@ test("the design's close codes say what the client must do", () => {
     ["token_expired", 4010, "immediately", true, false],
     ["hello_timeout", 4011, "backoff", false, false],
     ["too_many_connections", 4012, "backoff", false, false],
-    ["heartbeat_timeout", 4013, "backoff", false, false],
     ["rate_limited", 4029, "backoff", false, false],
     ["server_error", 4500, "backoff", false, true],
   ];
