@@ -40,6 +40,12 @@ export interface GatewayConfig {
   readonly produceMaxBatchBytes: number;
   readonly shutdownGraceMs: number;
   readonly reconnectHintMaxMs: number;
+  /** Most records after a cursor a resume may read; past it: recovered false. */
+  readonly resumeScanMax: number;
+  /** Oldest event a resume may deliver; older: recovered false. */
+  readonly resumeMaxAgeMs: number;
+  /** A resuming session whose catch-up has not started by then is closed (server_error). */
+  readonly resumeTimeoutMs: number;
   readonly limits: GatewayLimits;
 }
 
@@ -85,6 +91,12 @@ export function readGatewayConfig(env: Env): GatewayConfig {
     }),
     shutdownGraceMs: readInt(env, "RT_SHUTDOWN_GRACE_MS", 10_000, { min: 0, max: 600_000 }),
     reconnectHintMaxMs: readInt(env, "RT_RECONNECT_HINT_MAX_MS", 5_000, { min: 0, max: 600_000 }),
+    resumeScanMax: readInt(env, "RT_RESUME_SCAN_MAX", 100_000, { min: 0, max: 100_000_000 }),
+    resumeMaxAgeMs: readInt(env, "RT_RESUME_MAX_AGE_MS", 24 * 3_600_000, {
+      min: 1_000,
+      max: 3650 * 24 * 3_600_000,
+    }),
+    resumeTimeoutMs: readInt(env, "RT_RESUME_TIMEOUT_MS", 30_000, { min: 1_000, max: 600_000 }),
     limits,
   };
   // One frame becomes one Kafka record (plus the Avro envelope); it must fit in a batch.

@@ -10,7 +10,10 @@ import type { Logger } from "../common/log.ts";
 import { topicSpecs } from "../schemas/topics.ts";
 import { createVerifier, type AuthConfig } from "./auth.ts";
 import type { GatewayConfig } from "./config.ts";
+import { CatchUp } from "./catchup.ts";
 import { deliverBatch } from "./delivery.ts";
+import { LogBounds } from "./log-bounds.ts";
+import type { ResumeReason } from "./resume.ts";
 import { Ownership } from "./ownership.ts";
 import { Registry } from "./registry.ts";
 import { createSendBatcher } from "./send-batcher.ts";
@@ -51,7 +54,18 @@ export async function startGateway(config: GatewayConfig, auth: AuthConfig, log:
   const registry = new Registry<Session>(config.limits.maxConnectionsPerUser);
   let draining = false;
   let consumerFailed: Error | null = null;
+  // The consumer exists only once the server listens (its metadata carries the URL); seeks
+  // requested before that have nothing to move.
+  let seek: (partition: number, offset: bigint) => void = () => {};
+  const catchUp = new CatchUp((p, offset) => seek(p, offset));
+  const resumes: Partial<Record<"recovered" | ResumeReason, number>> = {};
+  const counters = { eventsDelivered: 0, recordsRead: 0, undecodable: 0 };
   const sessionDeps: SessionDeps = {
+    logBounds: new LogBounds(admin, topic, config.resumeMaxAgeMs),
+    catchUp,
+    onResume: (outcome) => {
+      resumes[outcome] = (resumes[outcome] ?? 0) + 1;
+    },
     config,
     verifier,
     ownership,
@@ -69,6 +83,15 @@ export async function startGateway(config: GatewayConfig, auth: AuthConfig, log:
     sessionDeps: () => sessionDeps,
     draining: () => draining,
     connectionCount: () => registry.connections,
+    stats: () => ({
+      connections: registry.connections,
+      users: registry.userCount,
+      owned: [...ownership.owned].sort((a, b) => a - b),
+      resumes,
+      catchUp: catchUp.stats(),
+      ...counters,
+      sends: batcher.stats(),
+    }),
     notReadyReason: () => {
       if (draining) return "draining";
       if (consumerFailed !== null) return `kafka consumer stopped: ${consumerFailed.message}`;
@@ -86,13 +109,18 @@ export async function startGateway(config: GatewayConfig, auth: AuthConfig, log:
     assigners: [stickyAssigner({ url: () => url, owned: () => [...ownership.owned] })],
     autoCommit: true,
   });
-  const deliveryDeps = { ownership, registry, epoch, log: log.child({ component: "delivery" }) };
+  seek = (p, offset) => consumer.seek(topic, p, String(offset));
+  const deliveryDeps = { ownership, registry, catchUp, epoch, log: log.child({ component: "delivery" }) };
   await consumer.run({
     eachBatch: async (batch) => {
-      deliverBatch(batch, deliveryDeps);
+      const r = deliverBatch(batch, deliveryDeps);
+      counters.recordsRead += r.records;
+      counters.eventsDelivered += r.delivered;
+      counters.undecodable += r.undecodable;
     },
     onAssignment: (assignment) => {
       const { gained, lost } = ownership.assign(assignment[topic] ?? []);
+      for (const p of lost) catchUp.forget(p);
       log.info({ owned: [...ownership.owned].sort((a, b) => a - b), gained, lost }, "partitions assigned");
       if (lost.length === 0) return;
       const moved = new Set(lost);

@@ -10,8 +10,11 @@ import { readGatewayConfig } from "./config.ts";
 import { startGateway } from "./gateway.ts";
 import { NativeUwsError } from "./uws.ts";
 
+let brokers = "";
+
 async function main(): Promise<void> {
   const config = readGatewayConfig(process.env);
+  brokers = config.kafka.brokers.join(",");
   const auth = readAuthConfig(process.env);
   const log = createLogger({ service: "gateway", level: config.logLevel }).child({ node: config.nodeId });
   const gateway = await startGateway(config, auth, log);
@@ -45,7 +48,11 @@ async function main(): Promise<void> {
 }
 
 main().catch((e: unknown) => {
-  if (e instanceof ConfigError || e instanceof KafkaError || e instanceof NativeUwsError) {
+  if (e instanceof KafkaError && e.retriable) {
+    console.error(
+      `error: ${e.message} (Kafka at ${brokers}: check RT_KAFKA_BROKERS and that the cluster is up)`,
+    );
+  } else if (e instanceof ConfigError || e instanceof KafkaError || e instanceof NativeUwsError) {
     console.error(`error: ${e.message}`);
   } else console.error(e);
   process.exit(1);

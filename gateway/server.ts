@@ -5,6 +5,7 @@
  */
 import type { HttpRequest, HttpResponse, TemplatedApp, WebSocket, us_listen_socket } from "uWebSockets.js";
 import type { Logger } from "../common/log.ts";
+import { parseCursor } from "../schemas/cursor.ts";
 import type { Verifier } from "./auth.ts";
 import type { GatewayConfig } from "./config.ts";
 import { Session, type PreAuth, type SessionDeps } from "./session.ts";
@@ -29,6 +30,8 @@ export interface ServerHooks {
   readonly notReadyReason: () => string | null;
   readonly draining: () => boolean;
   readonly connectionCount: () => number;
+  /** Counters for /v1/stats. */
+  readonly stats: () => Record<string, unknown>;
 }
 
 export interface Server {
@@ -59,6 +62,8 @@ export async function startServer(uws: UwsModule, hooks: ServerHooks): Promise<S
     else json(res, "503 Service Unavailable", { status: "not_ready", reason, node: config.nodeId });
   });
 
+  app.get("/v1/stats", (res) => json(res, "200 OK", { node: config.nodeId, ...hooks.stats() }));
+
   app.ws<SocketData>(WS_PATH, {
     // uWS drops a connection whose frame exceeds this before we see it; frames between the
     // configured limit and this hard cap get the typed too_big close from the session.
@@ -73,6 +78,7 @@ export async function startServer(uws: UwsModule, hooks: ServerHooks): Promise<S
       const protocolHeader = req.getHeader("sec-websocket-protocol");
       const extensions = req.getHeader("sec-websocket-extensions");
       const authorization = req.getHeader("authorization");
+      const cursorHeader = req.getHeader("x-rt-cursor");
       if (hooks.draining()) {
         json(res, "503 Service Unavailable", { error: "draining", message: "this gateway is shutting down" });
         return;
@@ -118,6 +124,13 @@ export async function startServer(uws: UwsModule, hooks: ServerHooks): Promise<S
         });
         return;
       }
+      if (cursorHeader !== "" && !parseCursor(cursorHeader).ok) {
+        json(res, "400 Bad Request", {
+          error: "bad_cursor",
+          message: "X-RT-Cursor must be epoch:partition:offset",
+        });
+        return;
+      }
       let aborted = false;
       res.onAborted(() => {
         aborted = true;
@@ -132,7 +145,11 @@ export async function startServer(uws: UwsModule, hooks: ServerHooks): Promise<S
           });
           return;
         }
-        upgrade({ user: r.user, expiresAtMs: r.expiresAtMs });
+        upgrade({
+          user: r.user,
+          expiresAtMs: r.expiresAtMs,
+          cursor: cursorHeader === "" ? undefined : cursorHeader,
+        });
       });
     },
     open: (ws: WebSocket<SocketData>) => {

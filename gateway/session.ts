@@ -18,7 +18,11 @@ import {
 } from "../schemas/frames.ts";
 import { partitionForKey } from "../schemas/partition.ts";
 import { isMessageId, parseTarget } from "../schemas/targets.ts";
+import { parseCursor } from "../schemas/cursor.ts";
 import type { Verifier } from "./auth.ts";
+import type { CatchUp } from "./catchup.ts";
+import type { LogBounds } from "./log-bounds.ts";
+import { planResume, type ResumeReason } from "./resume.ts";
 import type { GatewayConfig } from "./config.ts";
 import type { Ownership } from "./ownership.ts";
 import { createTokenBucket, type TokenBucket } from "./rate-limit.ts";
@@ -41,12 +45,18 @@ export interface SessionDeps {
   readonly epoch: string;
   readonly log: Logger;
   readonly draining: () => boolean;
+  readonly logBounds: LogBounds;
+  readonly catchUp: CatchUp;
+  /** Counts resumes: `recovered` or the reason they were not. */
+  readonly onResume: (outcome: "recovered" | ResumeReason) => void;
 }
 
 /** A user authenticated on the upgrade request (Authorization: Bearer). */
 export interface PreAuth {
   readonly user: string;
   readonly expiresAtMs: number;
+  /** From the upgrade's X-RT-Cursor header, already validated. */
+  readonly cursor: string | undefined;
 }
 
 type State = "hello" | "authenticating" | "live" | "closed";
@@ -58,6 +68,11 @@ export class Session {
   #state: State = "hello";
   #user: string | null = null;
   #partition = -1;
+  /** Offset of the last event this session has (or needs nothing at or below). */
+  #lastOffset = -1n;
+  /** The catch-up seek this session waits for before it takes records (0: none). */
+  #waitSeek = 0;
+  #resumeTimer: NodeJS.Timeout | null = null;
   #helloTimer: NodeJS.Timeout | null;
   #expiryTimer: NodeJS.Timeout | null = null;
   readonly #bucket: TokenBucket;
@@ -84,7 +99,7 @@ export class Session {
   start(): void {
     if (this.preAuth === null) return;
     this.#state = "authenticating";
-    void this.#admit(this.preAuth.user, this.preAuth.expiresAtMs);
+    void this.#admit(this.preAuth.user, this.preAuth.expiresAtMs, this.preAuth.cursor);
   }
 
   get user(): string | null {
@@ -97,6 +112,20 @@ export class Session {
 
   get live(): boolean {
     return this.#state === "live";
+  }
+
+  /**
+   * Whether the record at `offset` of this session's partition is new to it; if so the
+   * session now has it. `appliedSeek` is the partition's last catch-up seek that took effect.
+   */
+  accept(offset: bigint, appliedSeek: number): boolean {
+    if (this.#state !== "live" || appliedSeek < this.#waitSeek || offset <= this.#lastOffset) return false;
+    if (this.#resumeTimer !== null) {
+      clearTimeout(this.#resumeTimer);
+      this.#resumeTimer = null;
+    }
+    this.#lastOffset = offset;
+    return true;
   }
 
   /** Writes a server frame; false when the session is closed. */
@@ -122,6 +151,7 @@ export class Session {
     this.#state = "closed";
     if (this.#helloTimer !== null) clearTimeout(this.#helloTimer);
     if (this.#expiryTimer !== null) clearTimeout(this.#expiryTimer);
+    if (this.#resumeTimer !== null) clearTimeout(this.#resumeTimer);
     if (this.#user !== null) this.deps.registry.remove(this.#user, this);
   }
 
@@ -192,7 +222,7 @@ export class Session {
     this.#fail(error.code, error.message, error.code === "too_big" ? "too_big" : "bad_frame");
   }
 
-  async #onHello(token: string, _cursor: string | undefined): Promise<void> {
+  async #onHello(token: string, cursor: string | undefined): Promise<void> {
     this.#state = "authenticating";
     const result = await this.deps.verifier.verify(token);
     if (this.#isClosed()) return;
@@ -205,10 +235,10 @@ export class Session {
       );
       return;
     }
-    await this.#admit(result.user, result.expiresAtMs);
+    await this.#admit(result.user, result.expiresAtMs, cursor);
   }
 
-  async #admit(user: string, expiresAtMs: number): Promise<void> {
+  async #admit(user: string, expiresAtMs: number, cursorText: string | undefined): Promise<void> {
     const { ownership, registry, config } = this.deps;
     const partition = partitionForKey(user, this.deps.partitionCount);
     if (this.deps.draining()) {
@@ -234,6 +264,20 @@ export class Session {
       this.close("moved");
       return;
     }
+    let bounds;
+    try {
+      bounds = await this.deps.logBounds.get(partition);
+    } catch (e) {
+      if (this.#isClosed()) return;
+      this.#log.warn({ err: e, partition }, "reading log offsets for a resume failed");
+      this.#fail("unavailable", "Kafka is unavailable; retry", "server_error");
+      return;
+    }
+    if (this.#isClosed()) return;
+    if (!ownership.owns(partition)) {
+      this.close("moved");
+      return;
+    }
     if (!registry.add(user, this)) {
       this.#fail(
         "forbidden",
@@ -242,18 +286,34 @@ export class Session {
       );
       return;
     }
+    // From here on everything is synchronous: no record of the partition can slip between
+    // reading the live edge, the welcome and the first event.
+    const parsed = cursorText === undefined ? null : parseCursor(cursorText);
+    const liveEdge = ownership.position(partition) ?? -1n;
+    const plan = planResume({
+      cursor: parsed?.ok ? parsed.cursor : null,
+      epoch: this.deps.epoch,
+      partition,
+      liveEdge,
+      logStart: bounds?.logStart ?? 0n,
+      logEnd: bounds?.logEnd ?? liveEdge + 1n,
+      ageStart: bounds?.ageStart ?? 0n,
+      scanMax: config.resumeScanMax,
+    });
+    this.deps.onResume(plan.recovered ? "recovered" : plan.reason);
     this.#user = user;
     this.#partition = partition;
+    this.#lastOffset = plan.startAfter;
     this.#state = "live";
     if (this.#helloTimer !== null) clearTimeout(this.#helloTimer);
     this.#helloTimer = null;
     this.#armExpiry(expiresAtMs);
-    const position = ownership.position(partition) ?? -1n;
     this.write({
       op: "welcome",
       user,
-      cursor: position >= 0n ? `${this.deps.epoch}:${partition}:${position}` : "",
-      recovered: true,
+      cursor: `${this.deps.epoch}:${partition}:${plan.startAfter}`,
+      recovered: plan.recovered,
+      ...(plan.recovered ? {} : { reason: plan.reason }),
       heartbeat_s: Math.round(config.pingIntervalMs / 1000),
       session: this.id,
       node: config.nodeId,
@@ -265,6 +325,16 @@ export class Session {
         sends_per_s: config.limits.sendsPerSecond,
       },
     });
+    if (plan.recovered) {
+      this.#waitSeek = this.deps.catchUp.request(partition, plan.startAfter);
+      if (this.#waitSeek > 0) {
+        this.#resumeTimer = setTimeout(() => {
+          if (this.deps.catchUp.applied(partition) >= this.#waitSeek) return;
+          this.#log.warn({ user, partition }, "catch-up did not start in time");
+          this.#fail("unavailable", "catch-up did not start in time; resume again", "server_error");
+        }, config.resumeTimeoutMs);
+      }
+    }
     this.#log.debug({ user, partition }, "session live");
   }
 

@@ -7,7 +7,7 @@
  * - `partition` is the user's partition: a decimal int in [0, 2^31), no leading zeros.
  * - `offset` is the Kafka offset of the last event the client has: a decimal int64 in
  *   [0, 2^63 - 1], no leading zeros, held as bigint because JavaScript numbers lose precision
- *   above 2^53.
+ *   above 2^53; or -1, "before the first event" (the welcome of a user whose log is empty).
  *
  * One canonical string per cursor (no leading zeros, no sign, lowercase epoch), so clients may
  * compare cursor strings for equality; ordering goes through `isAfter`.
@@ -29,6 +29,9 @@ export const OFFSET_MAX = 2n ** 63n - 1n;
 
 const EPOCH = /^[0-9a-z]{1,16}$/;
 const DECIMAL = /^(?:0|[1-9][0-9]*)$/;
+const OFFSET = /^(?:-1|0|[1-9][0-9]*)$/;
+/** The offset of a cursor that precedes every event of its log. */
+export const OFFSET_BEFORE_FIRST = -1n;
 
 /** Parses a cursor string. Never throws: a malformed cursor is an expected outcome. */
 export function parseCursor(s: string): ParseCursorResult {
@@ -44,8 +47,8 @@ export function parseCursor(s: string): ParseCursorResult {
   }
   const partition = Number(partitionText);
   if (partition > PARTITION_MAX) return { ok: false, reason: "partition out of range" };
-  if (!DECIMAL.test(offsetText) || offsetText.length > 19) {
-    return { ok: false, reason: "offset must be a decimal integer without leading zeros" };
+  if (!OFFSET.test(offsetText) || offsetText.length > 19) {
+    return { ok: false, reason: "offset must be -1 or a decimal integer without leading zeros" };
   }
   const offset = BigInt(offsetText);
   if (offset > OFFSET_MAX) return { ok: false, reason: "offset out of int64 range" };
@@ -61,7 +64,8 @@ export function formatCursor(c: Cursor): string {
   if (!Number.isInteger(c.partition) || c.partition < 0 || c.partition > PARTITION_MAX) {
     throw new RangeError(`bad cursor partition ${c.partition}`);
   }
-  if (c.offset < 0n || c.offset > OFFSET_MAX) throw new RangeError(`bad cursor offset ${c.offset}`);
+  if (c.offset < OFFSET_BEFORE_FIRST || c.offset > OFFSET_MAX)
+    throw new RangeError(`bad cursor offset ${c.offset}`);
   return `${c.epoch}:${c.partition}:${c.offset}`;
 }
 

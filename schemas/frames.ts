@@ -124,6 +124,8 @@ export interface WelcomeFrame {
   readonly cursor: string;
   /** False when the resume could not be complete (limits, retention, new epoch): resync. */
   readonly recovered: boolean;
+  /** Why not, when `recovered` is false (a key of RESUME_REASONS in gateway/resume.ts). */
+  readonly reason?: string;
   readonly heartbeat_s: number;
   readonly session: string;
   readonly node: string;

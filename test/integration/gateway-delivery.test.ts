@@ -58,7 +58,8 @@ test("a user on gateway A reaches a user on gateway B exactly once, in order, wi
   const b = await connect(bob, gw[0]!.url);
   assert.equal(a.hops[a.hops.length - 1], aliceUrl);
   assert.equal(b.welcome.user, bob);
-  assert.equal(b.welcome.recovered, true);
+  assert.equal(b.welcome.recovered, false, "a hello without cursor starts at the live edge");
+  assert.equal(b.welcome.reason, "no_cursor");
 
   const n = 60;
   for (let i = 0; i < n; i++) {

@@ -19,6 +19,7 @@ console.log(`cursor.test: fast-check seed ${seed} (replay with RT_TEST_SEED=${se
 test("parseCursor accepts canonical cursors", () => {
   const cases: ReadonlyArray<readonly [string, Cursor]> = [
     ["a:0:0", { epoch: "a", partition: 0, offset: 0n }],
+    ["p4:3:-1", { epoch: "p4", partition: 3, offset: -1n }], // before the first event
     ["e1:11:42", { epoch: "e1", partition: 11, offset: 42n }],
     [
       "0123456789abcdef:2147483647:9223372036854775807",
@@ -47,7 +48,9 @@ test("parseCursor rejects malformed cursors with a reason", () => {
     "a:01:0", // leading zero
     "a:0:01",
     "a:-1:0",
-    "a:0:-1",
+    "a:0:-2",
+    "a:0:-0",
+    "a:0:-01",
     "a:+1:0",
     "a:1.0:0",
     "a:1e3:0",
@@ -77,7 +80,7 @@ test("formatCursor refuses cursors no parse could produce", () => {
     { epoch: "a", partition: -1, offset: 0n },
     { epoch: "a", partition: 1.5, offset: 0n },
     { epoch: "a", partition: 2 ** 31, offset: 0n },
-    { epoch: "a", partition: 0, offset: -1n },
+    { epoch: "a", partition: 0, offset: -2n },
     { epoch: "a", partition: 0, offset: OFFSET_MAX + 1n },
   ];
   for (const c of bad) assert.throws(() => formatCursor(c), RangeError);

@@ -378,6 +378,11 @@ test("report: result JSON, warnings and summary from a run's numbers", () => {
   const warnings = resultWarnings(input);
   assert.ok(warnings.some((w) => /generator used 95% of one core/.test(w)));
   assert.ok(warnings.some((w) => /1 acked messages were never delivered/.test(w)));
+  const limited = resultWarnings({ ...input, totals: { ...input.totals, ackedFailed: { rate_limited: 3 } } });
+  assert.ok(
+    limited.some((w) => /sends failed \(rate_limited=3\).*add --pairs/.test(w)),
+    limited.join("\n"),
+  );
   const r = buildResult({ ...input, warnings });
   assert.equal(r.totals.lost, 1);
   assert.equal(r.measured.acked_per_s, 0.2);

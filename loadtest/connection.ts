@@ -1,0 +1,117 @@
+/**
+ * Opening one user's session the way a client does: connect, `hello`, and on `redirect` connect
+ * to the URL it names (bounded hops), until `welcome`. Everything is bounded by one deadline; a
+ * failure is a value with a message, never a hanging promise or a stray socket.
+ */
+import WebSocket from "ws";
+import { helloFrame, parseServerMessage } from "./protocol.ts";
+
+export interface ConnectOptions {
+  readonly url: string;
+  readonly token: string;
+  /** Source address to bind, or undefined to let the OS choose. */
+  readonly localAddress: string | undefined;
+  /** For the whole connect, redirects included. */
+  readonly timeoutMs: number;
+  readonly maxRedirects: number;
+  /** Refuses a redirect target with a message, e.g. one that is not loopback. */
+  readonly checkRedirect: (url: string) => string | null;
+}
+
+export type ConnectResult =
+  | { readonly ok: true; readonly ws: WebSocket; readonly node: string; readonly redirects: number }
+  | { readonly ok: false; readonly message: string };
+
+type Attempt =
+  | { readonly kind: "welcome"; readonly ws: WebSocket; readonly node: string }
+  | { readonly kind: "redirect"; readonly url: string }
+  | { readonly kind: "fail"; readonly message: string };
+
+function attempt(url: string, token: string, localAddress: string | undefined, timeoutMs: number) {
+  return new Promise<Attempt>((done) => {
+    const ws = new WebSocket(url, {
+      perMessageDeflate: false,
+      handshakeTimeout: Math.max(1, timeoutMs),
+      ...(localAddress === undefined ? {} : { localAddress }),
+    });
+    let settled = false;
+    let refused: string | null = null;
+    const finish = (result: Attempt, terminate: boolean) => {
+      if (settled) return;
+      settled = true;
+      clearTimeout(timer);
+      ws.off("message", onMessage);
+      if (terminate) ws.terminate();
+      done(result);
+    };
+    const timer = setTimeout(
+      () => finish({ kind: "fail", message: `no welcome within ${timeoutMs} ms from ${url}` }, true),
+      timeoutMs,
+    );
+    const onMessage = (data: WebSocket.RawData, isBinary: boolean) => {
+      if (isBinary) return;
+      const m = parseServerMessage(data.toString());
+      if (m.op === "welcome") finish({ kind: "welcome", ws, node: m.node }, false);
+      else if (m.op === "redirect") {
+        // The gateway closes with "moved" right after; closing from our side too frees the socket now.
+        ws.close(1000);
+        finish({ kind: "redirect", url: m.url }, false);
+      } else if (m.op === "error") refused = `${m.code}: ${m.message}`;
+    };
+    // A no-op listener stays for the socket's life: ws throws on an 'error' nobody listens to.
+    ws.on("error", () => {});
+    ws.once("error", (e) => finish({ kind: "fail", message: `${url}: ${e.message}` }, true));
+    ws.once("unexpected-response", (req, res) => {
+      req.destroy();
+      finish(
+        { kind: "fail", message: `${url}: HTTP ${res.statusCode} instead of a WebSocket upgrade` },
+        true,
+      );
+    });
+    ws.once("open", () => ws.send(helloFrame(token)));
+    ws.on("message", onMessage);
+    ws.once("close", (code, reason) =>
+      finish(
+        {
+          kind: "fail",
+          message: `${url} closed the socket (${code} ${reason.toString()})${refused === null ? "" : ` after error ${refused}`}`,
+        },
+        false,
+      ),
+    );
+  });
+}
+
+export async function connectUser(options: ConnectOptions): Promise<ConnectResult> {
+  const deadline = Date.now() + options.timeoutMs;
+  let url = options.url;
+  for (let redirects = 0; redirects <= options.maxRedirects; redirects++) {
+    const left = deadline - Date.now();
+    if (left <= 0) break;
+    const r = await attempt(url, options.token, options.localAddress, left);
+    if (r.kind === "welcome") return { ok: true, ws: r.ws, node: r.node, redirects };
+    if (r.kind === "fail") return { ok: false, message: r.message };
+    const refused = options.checkRedirect(r.url);
+    if (refused !== null) return { ok: false, message: `refusing redirect to ${r.url}: ${refused}` };
+    url = r.url;
+  }
+  return { ok: false, message: `no welcome within ${options.timeoutMs} ms (last URL ${url})` };
+}
+
+/** Runs `fn` over `items` with at most `limit` calls in flight; results in input order. */
+export async function mapLimit<T, R>(
+  items: readonly T[],
+  limit: number,
+  fn: (item: T, index: number) => Promise<R>,
+): Promise<R[]> {
+  const results = new Array<R>(items.length);
+  let next = 0;
+  const worker = async () => {
+    while (next < items.length) {
+      const i = next++;
+      results[i] = await fn(items[i]!, i);
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
+  return results;
+}

@@ -1,0 +1,20 @@
+/**
+ * Reading CPU time out of Linux's /proc/<pid>/stat (proc(5)): fields 14 and 15, utime and stime,
+ * in clock ticks. The second field, the command name, is in parentheses and may itself hold
+ * spaces and parentheses, so fields are counted from the last `)`.
+ */
+
+/** utime + stime in clock ticks, or null when the text is not a stat line. */
+export function parseProcStatTicks(text: string): number | null {
+  const close = text.lastIndexOf(")");
+  if (close < 0) return null;
+  // After ") ": state(3) ppid(4) ... utime(14) stime(15): indices 11 and 12 here.
+  const fields = text
+    .slice(close + 1)
+    .trim()
+    .split(/\s+/);
+  const utime = Number(fields[11]);
+  const stime = Number(fields[12]);
+  if (fields.length < 13 || !Number.isSafeInteger(utime) || !Number.isSafeInteger(stime)) return null;
+  return utime + stime;
+}

@@ -1,0 +1,204 @@
+/**
+ * Resume by cursor against a real gateway process and Kafka: gaps are replayed exactly once
+ * and in order, limits and bad cursors give `recovered: false` (never another user's events),
+ * events produced during a catch-up are neither lost nor duplicated, and many resumes on one
+ * partition share one scan.
+ */
+import { after, before, test } from "node:test";
+import assert from "node:assert/strict";
+import { setTimeout as sleep } from "node:timers/promises";
+import { partitionForKey } from "../../schemas/partition.ts";
+import { gatewayEnv, startGatewayProc, waitAllReady, type GatewayProc } from "../helpers/gateway-proc.ts";
+import { testKafka, type TestKafka } from "../helpers/kafka.ts";
+import { connectUser, token, type Frame, type TestClient } from "../helpers/ws-client.ts";
+
+let t: TestKafka;
+let gw: GatewayProc;
+let limited: GatewayProc;
+const open: TestClient[] = [];
+
+before(async () => {
+  t = await testKafka();
+  gw = await startGatewayProc(
+    gatewayEnv(t.brokers, t.prefix, { RT_GATEWAY_NODE_ID: "resume", RT_SENDS_PER_S: "2000" }),
+  );
+  // A second cluster on the same broker (own prefix) with a tiny scan limit.
+  limited = await startGatewayProc(gatewayEnv(t.brokers, `${t.prefix}lim.`, { RT_RESUME_SCAN_MAX: "10" }));
+  await waitAllReady([gw, limited]);
+});
+
+after(async () => {
+  for (const c of open) c.close();
+  await Promise.all([gw.proc.stop("SIGTERM", 20_000), limited.proc.stop("SIGTERM", 20_000)]);
+  await t.cleanup();
+});
+
+async function user(name: string, url = gw.url, cursor?: string) {
+  const r = await connectUser(url, await token(name), cursor === undefined ? {} : { cursor });
+  open.push(r.client);
+  return r;
+}
+
+async function sendAll(c: TestClient, to: string, ids: string[]): Promise<void> {
+  for (const id of ids) c.send({ op: "send", id, to: `user:${to}`, type: "t", data: id });
+  for (const id of ids) {
+    const ack = await c.waitFor((f) => f.op === "ack" && f.id === id, 20_000);
+    assert.equal(ack.ok, true, JSON.stringify(ack));
+  }
+}
+
+const events = (c: TestClient): Frame[] => c.frames.filter((f) => f.op === "event");
+const range = (p: string, n: number, from = 0) => Array.from({ length: n }, (_, i) => `${p}${from + i}`);
+
+test("a short disconnect is replayed exactly once, in order, then live continues", async () => {
+  const a = await user(`ra-${t.prefix}`);
+  const bName = `rb-${t.prefix}`;
+  const b1 = await user(bName);
+  await sendAll(a.client, bName, range("x", 5));
+  await b1.client.waitForCount((f) => f.op === "event", 5);
+  const cursor = events(b1.client)[4]!.cursor as string;
+  b1.client.close();
+  await b1.client.closed;
+  await sendAll(a.client, bName, range("x", 20, 5));
+  const b2 = await user(bName, gw.url, cursor);
+  assert.equal(b2.welcome.recovered, true);
+  assert.equal(b2.welcome.cursor, cursor);
+  await sendAll(a.client, bName, range("x", 5, 25));
+  const got = await b2.client.waitForCount((f) => f.op === "event", 25);
+  await sleep(300);
+  assert.deepEqual(
+    events(b2.client).map((e) => e.id),
+    range("x", 25, 5),
+    "the 20 missed events, then the 5 live ones, each once",
+  );
+  assert.ok(got.every((e) => e.to === `user:${bName}`));
+});
+
+test("a welcome cursor before any event resumes from the start of the log", async () => {
+  const name = `fresh-${t.prefix}`;
+  const first = await user(name);
+  const cursor = first.welcome.cursor as string;
+  assert.match(cursor, /^p4:\d+:-?\d+$/);
+  first.client.close();
+  await first.client.closed;
+  const a = await user(`fresh-sender-${t.prefix}`);
+  await sendAll(a.client, name, ["f0", "f1"]);
+  const again = await user(name, gw.url, cursor);
+  assert.equal(again.welcome.recovered, true);
+  await again.client.waitForCount((f) => f.op === "event", 2);
+  assert.deepEqual(
+    events(again.client).map((e) => e.id),
+    ["f0", "f1"],
+  );
+});
+
+test("past the scan limit the welcome says recovered: false and the session is live from now", async () => {
+  const a = await user(`la-${t.prefix}`, limited.url);
+  const bName = `lb-${t.prefix}`;
+  const b1 = await user(bName, limited.url);
+  await sendAll(a.client, bName, ["l0"]);
+  const cursor = (await b1.client.waitFor((f) => f.op === "event")).cursor as string;
+  b1.client.close();
+  await b1.client.closed;
+  await sendAll(a.client, bName, range("gap", 30));
+  const b2 = await user(bName, limited.url, cursor);
+  assert.equal(b2.welcome.recovered, false);
+  assert.equal(b2.welcome.reason, "scan_limit");
+  await sendAll(a.client, bName, ["live0"]);
+  await b2.client.waitFor((f) => f.op === "event" && f.id === "live0");
+  assert.deepEqual(
+    events(b2.client).map((e) => e.id),
+    ["live0"],
+    "nothing from the gap: the client resyncs from its application",
+  );
+});
+
+test("bad cursors: malformed is an error frame, others give recovered: false, never other users' events", async () => {
+  const name = `bc-${t.prefix}`;
+  const p = partitionForKey(name, 4);
+  const other = (p + 1) % 4;
+  const bad = await connectUser(gw.url, await token(name), { cursor: "not-a-cursor" }).catch(
+    (e: { frame: Frame; closed: { code: number } }) => e,
+  );
+  assert.ok(!("client" in bad));
+  assert.equal(bad.frame.code, "bad_cursor");
+  assert.equal(bad.closed.code, 4002);
+  const cases: [string, string][] = [
+    [`zz:${p}:0`, "epoch_changed"],
+    [`p4:${other}:0`, "wrong_partition"],
+    [`p4:${p}:9000000000000000000`, "future_cursor"],
+  ];
+  for (const [cursor, reason] of cases) {
+    const r = await user(name, gw.url, cursor);
+    assert.equal(r.welcome.recovered, false, cursor);
+    assert.equal(r.welcome.reason, reason, cursor);
+    r.client.close();
+  }
+  // A cursor at the start of the user's partition replays only this user's events.
+  const victim = `victim-${t.prefix}`;
+  const a = await user(`bc-sender-${t.prefix}`);
+  await sendAll(a.client, victim, ["secret"]);
+  const snoop = await user(name, gw.url, `p4:${partitionForKey(victim, 4)}:-1`);
+  await sleep(500);
+  assert.ok(!events(snoop.client).some((e) => e.id === "secret"), "another user's events never leak");
+});
+
+test("events produced while a user is mid catch-up are neither lost nor duplicated", async () => {
+  const a = await user(`race-a-${t.prefix}`);
+  const bName = `race-b-${t.prefix}`;
+  const b1 = await user(bName);
+  await sendAll(a.client, bName, ["r0"]);
+  const cursor = (await b1.client.waitFor((f) => f.op === "event")).cursor as string;
+  b1.client.close();
+  await b1.client.closed;
+  await sendAll(a.client, bName, range("r", 200, 1));
+  // Keep sending while the resume happens.
+  const during = range("r", 100, 201);
+  const sending = (async () => {
+    for (const id of during) {
+      a.client.send({ op: "send", id, to: `user:${bName}`, type: "t", data: id });
+      await sleep(2);
+    }
+  })();
+  const b2 = await user(bName, gw.url, cursor);
+  await sending;
+  await b2.client.waitForCount((f) => f.op === "event", 300, 30_000);
+  await sleep(300);
+  assert.equal(b2.welcome.recovered, true);
+  assert.deepEqual(
+    events(b2.client).map((e) => e.id),
+    range("r", 300, 1),
+  );
+});
+
+test("many resumes on one partition share one scan", async () => {
+  // Users of one partition, each a few events behind.
+  const p = 2;
+  const names: string[] = [];
+  for (let i = 0; names.length < 25; i++) {
+    const n = `crowd-${t.prefix}${i}`;
+    if (partitionForKey(n, 4) === p) names.push(n);
+  }
+  const sessions = await Promise.all(names.map((n) => user(n)));
+  const a = await user(`crowd-sender-${t.prefix}`);
+  for (const n of names) await sendAll(a.client, n, [`${n}-a`]);
+  const cursors = await Promise.all(
+    sessions.map(async (s) => (await s.client.waitFor((f) => f.op === "event")).cursor as string),
+  );
+  for (const s of sessions) s.client.close();
+  await Promise.all(sessions.map((s) => s.client.closed));
+  for (const n of names) await sendAll(a.client, n, [`${n}-b`]);
+  const statsBefore = (await (await fetch(`${gw.http}/v1/stats`)).json()) as { catchUp: { scans: number } };
+  const resumed = await Promise.all(names.map((n, i) => user(n, gw.url, cursors[i])));
+  for (const [i, r] of resumed.entries()) {
+    assert.equal(r.welcome.recovered, true);
+    const ev = await r.client.waitFor((f) => f.op === "event");
+    assert.equal(ev.id, `${names[i]}-b`);
+  }
+  const statsAfter = (await (await fetch(`${gw.http}/v1/stats`)).json()) as {
+    catchUp: { scans: number; rewindResumes: number };
+  };
+  const scans = statsAfter.catchUp.scans - statsBefore.catchUp.scans;
+  console.log(`# ${names.length} resumes on partition ${p} caused ${scans} scan(s)`);
+  assert.ok(scans >= 1 && scans <= 3, `${names.length} resumes caused ${scans} scans`);
+});
