@@ -89,7 +89,7 @@ export function readGatewayConfig(env: Env): GatewayConfig {
       min: 64 * 1024,
       max: 64 * 1024 * 1024,
     }),
-    shutdownGraceMs: readInt(env, "RT_SHUTDOWN_GRACE_MS", 10_000, { min: 0, max: 600_000 }),
+    shutdownGraceMs: readInt(env, "RT_SHUTDOWN_GRACE_MS", 20_000, { min: 0, max: 600_000 }),
     reconnectHintMaxMs: readInt(env, "RT_RECONNECT_HINT_MAX_MS", 5_000, { min: 0, max: 600_000 }),
     resumeScanMax: readInt(env, "RT_RESUME_SCAN_MAX", 100_000, { min: 0, max: 100_000_000 }),
     resumeMaxAgeMs: readInt(env, "RT_RESUME_MAX_AGE_MS", 24 * 3_600_000, {
@@ -105,6 +105,14 @@ export function readGatewayConfig(env: Env): GatewayConfig {
       "RT_PRODUCE_MAX_BATCH_BYTES",
       `at least RT_MAX_FRAME_BYTES + 4096 (${limits.maxFrameBytes + 4096})`,
       String(config.produceMaxBatchBytes),
+    );
+  }
+  // The drain waits for pending sends (bounded by the send timeout) before closing sockets.
+  if (config.shutdownGraceMs < config.sendTimeoutMs + 5_000) {
+    throw new ConfigError(
+      "RT_SHUTDOWN_GRACE_MS",
+      `at least RT_SEND_TIMEOUT_MS + 5000 (${config.sendTimeoutMs + 5_000})`,
+      String(config.shutdownGraceMs),
     );
   }
   return Object.freeze(config);

@@ -144,8 +144,10 @@ export async function startGateway(config: GatewayConfig, auth: AuthConfig, log:
     server.stopListening();
     // Sends already accepted are settled (acked or failed) before their sockets close.
     await batcher.close();
-    for (const session of [...server.sessions()]) session.close("restart", jitter(config.reconnectHintMaxMs));
+    // Leave the group first: the partitions move now, so clients told to reconnect below find
+    // the new owners through the router instead of this gateway.
     await consumer.close();
+    for (const session of [...server.sessions()]) session.close("restart", jitter(config.reconnectHintMaxMs));
     await producer.close();
     await admin.close();
     verifier.close();

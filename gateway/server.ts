@@ -53,7 +53,11 @@ export async function startServer(uws: UwsModule, hooks: ServerHooks): Promise<S
   const app: TemplatedApp = uws.App();
   const open = new Set<Session>();
   const maxBuffered = config.limits.maxBufferedBytes;
-  const idleTimeoutS = Math.max(8, Math.round((2 * config.pingIntervalMs) / 1000));
+  // uWS pings a socket after `idleTimeout - min(idleTimeout / 2, 16)` seconds of silence and
+  // drops it when the rest passes without a reply: choose idleTimeout so the first ping comes
+  // after one ping interval and a dead socket goes within two.
+  const pingS = Math.round(config.pingIntervalMs / 1000);
+  const idleTimeoutS = pingS <= 16 ? 2 * pingS : pingS + 16;
 
   app.get("/healthz", (res) => json(res, "200 OK", { status: "ok", node: config.nodeId }));
   app.get("/readyz", (res) => {
@@ -139,10 +143,12 @@ export async function startServer(uws: UwsModule, hooks: ServerHooks): Promise<S
         if (aborted) return;
         if (!r.ok) {
           log.info({ reason: r.reason }, "upgrade refused");
-          json(res, "401 Unauthorized", {
-            error: r.reason === "expired" ? "token_expired" : "unauthorized",
-            message: r.message,
-          });
+          if (r.reason === "jwks_unavailable" || r.reason === "closed") {
+            json(res, "503 Service Unavailable", { error: "unavailable", message: r.message });
+          } else {
+            const error = r.reason === "expired" ? "token_expired" : "unauthorized";
+            json(res, "401 Unauthorized", { error, message: r.message });
+          }
           return;
         }
         upgrade({

@@ -76,6 +76,12 @@ export class Session {
   #helloTimer: NodeJS.Timeout | null;
   #expiryTimer: NodeJS.Timeout | null = null;
   readonly #bucket: TokenBucket;
+  /**
+   * Rejected sends draw from a second bucket of the same size and rate: a client a little
+   * over its rate is only partly refused, one that floods (rejections outpace the refill)
+   * empties it and is closed.
+   */
+  readonly #abuse: TokenBucket;
   readonly #log: Logger;
   readonly #frameLimits: FrameLimits;
 
@@ -87,6 +93,7 @@ export class Session {
     const { limits } = deps.config;
     this.#log = deps.log.child({ conn: this.id });
     this.#bucket = createTokenBucket({ ratePerSec: limits.sendsPerSecond, burst: limits.sendsBurst });
+    this.#abuse = createTokenBucket({ ratePerSec: limits.sendsPerSecond, burst: limits.sendsBurst });
     this.#frameLimits = {
       maxFrameChars: limits.maxFrameBytes,
       maxDepth: limits.maxDataDepth,
@@ -227,12 +234,11 @@ export class Session {
     const result = await this.deps.verifier.verify(token);
     if (this.#isClosed()) return;
     if (!result.ok) {
-      const expired = result.reason === "expired";
-      this.#fail(
-        expired ? "token_expired" : "unauthorized",
-        result.message,
-        expired ? "token_expired" : "unauthorized",
-      );
+      if (result.reason === "jwks_unavailable" || result.reason === "closed") {
+        // The identity provider is down, the token may be fine: retry later, do not give up.
+        this.#fail("unavailable", result.message, "server_error");
+      } else if (result.reason === "expired") this.#fail("token_expired", result.message, "token_expired");
+      else this.#fail("unauthorized", result.message, "unauthorized");
       return;
     }
     await this.#admit(result.user, result.expiresAtMs, cursor);
@@ -368,7 +374,7 @@ export class Session {
       case "pong":
         return;
       case "hello":
-        this.write({ op: "error", code: "already_authenticated", message: "hello was already sent" });
+        this.#fail("already_authenticated", "hello was already sent", "bad_frame");
         return;
       case "join":
       case "leave":
@@ -418,7 +424,7 @@ export class Session {
     const now = Date.now();
     const take = this.#bucket.take(now);
     if (!take.ok) {
-      if (this.#bucket.consecutiveRejections > this.deps.config.limits.sendsBurst) {
+      if (!this.#abuse.take(now).ok) {
         this.#fail("rate_limited", "kept sending past the rate limit", "rate_limited");
         return;
       }
