@@ -43,10 +43,12 @@ export class CatchUp {
   ) {}
 
   /**
-   * A session of `partition` wants every record after `startAfter`. Returns the seek number
-   * it must wait for (0: none, it can take records at once).
+   * A session of `partition` wants every record after `startAfter`. `streamAt` is the offset
+   * after which the consumer reads next when this partition has handled nothing yet (where a
+   * newly owned partition starts). Returns the seek number the session must wait for (0: none,
+   * it can take records at once).
    */
-  request(partition: number, startAfter: bigint): number {
+  request(partition: number, startAfter: bigint, streamAt: bigint): number {
     const from = startAfter + 1n;
     const pending = this.#pending.get(partition);
     if (pending !== undefined && (!pending.issued || pending.target <= from)) {
@@ -54,16 +56,16 @@ export class CatchUp {
       this.#rewindResumes += 1;
       return pending.gen;
     }
-    const readPos = this.#readPos.get(partition);
-    // Nothing handled yet, or the stream has not passed the cursor: the records will come.
-    if (pending === undefined && (readPos === undefined || readPos < from)) return 0;
+    const readPos = this.#readPos.get(partition) ?? streamAt;
+    // The stream has not passed the cursor: the records will come.
+    if (pending === undefined && readPos < from) return 0;
     this.#rewindResumes += 1;
-    const next: Pending = { gen: ++this.#gen, target: from, readPosAtSeek: readPos ?? -1n, issued: false };
+    const next: Pending = { gen: ++this.#gen, target: from, readPosAtSeek: readPos, issued: false };
     this.#pending.set(partition, next);
     this.defer(() => {
       if (this.#pending.get(partition) !== next) return;
       next.issued = true;
-      next.readPosAtSeek = this.#readPos.get(partition) ?? -1n;
+      next.readPosAtSeek = this.#readPos.get(partition) ?? next.readPosAtSeek;
       this.#scans += 1;
       this.seek(partition, next.target);
     });

@@ -2,6 +2,7 @@
  * `npm run gateway`: one gateway process. Reads the environment once, fails fast on a bad
  * variable, drains on SIGTERM/SIGINT within RT_SHUTDOWN_GRACE_MS.
  */
+import { exitWithParent } from "../common/parent-watch.ts";
 import { ConfigError } from "../common/env.ts";
 import { KafkaError } from "../common/kafka/errors.ts";
 import { createLogger } from "../common/log.ts";
@@ -44,6 +45,7 @@ async function main(): Promise<void> {
     );
   };
   process.on("SIGTERM", onSignal);
+  exitWithParent(process.env, () => onSignal("SIGTERM"));
   process.on("SIGINT", onSignal);
 }
 

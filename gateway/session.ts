@@ -332,7 +332,7 @@ export class Session {
       },
     });
     if (plan.recovered) {
-      this.#waitSeek = this.deps.catchUp.request(partition, plan.startAfter);
+      this.#waitSeek = this.deps.catchUp.request(partition, plan.startAfter, liveEdge);
       if (this.#waitSeek > 0) {
         this.#resumeTimer = setTimeout(() => {
           if (this.deps.catchUp.applied(partition) >= this.#waitSeek) return;

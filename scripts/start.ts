@@ -123,6 +123,7 @@ async function main(): Promise<number> {
       ...env,
       RT_KAFKA_BROKERS: kafka.brokers.join(","),
       RT_LOG_LEVEL: level,
+      RT_EXIT_WITH_PARENT: "1",
       ...(authConfigured ? {} : { RT_JWT_SECRET: devSecret() }),
     };
     const readies: Promise<void>[] = [];

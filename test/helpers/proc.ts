@@ -22,7 +22,7 @@ const SIGNALS: Record<string, number> = { SIGINT: 2, SIGKILL: 9, SIGTERM: 15 };
 export function runTs(entry: string, args: string[], env: Record<string, string | undefined>): Proc {
   const child = spawn(process.execPath, ["--import", "tsx", entry, ...args], {
     cwd: REPO_ROOT,
-    env: { ...process.env, ...env },
+    env: { ...process.env, RT_EXIT_WITH_PARENT: "1", ...env },
     stdio: ["ignore", "pipe", "pipe"],
   });
   let out = "";

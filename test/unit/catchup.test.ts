@@ -16,20 +16,28 @@ function harness() {
 
 test("a cursor ahead of the stream needs no seek", () => {
   const { c, seeks, flush } = harness();
-  assert.equal(c.request(0, 5n), 0, "nothing read yet");
+  assert.equal(c.request(0, 5n, 4n), 0, "nothing read yet, the stream starts before the cursor");
   c.handled(0, 10n);
-  assert.equal(c.request(0, 10n), 0, "at the read position");
-  assert.equal(c.request(0, 12n), 0);
+  assert.equal(c.request(0, 10n, 0n), 0, "at the read position");
+  assert.equal(c.request(0, 12n, 0n), 0);
   flush();
   assert.deepEqual(seeks, []);
+});
+
+test("a newly owned partition that starts after the cursor seeks back", () => {
+  const { c, seeks, flush } = harness();
+  const g = c.request(7, 5n, 40n);
+  assert.ok(g > 0);
+  flush();
+  assert.deepEqual(seeks, [[7, 6n]]);
 });
 
 test("resumes on one partition share one seek to the lowest cursor", () => {
   const { c, seeks, flush } = harness();
   c.handled(3, 100n);
-  const g1 = c.request(3, 50n);
-  const g2 = c.request(3, 20n);
-  const g3 = c.request(3, 70n);
+  const g1 = c.request(3, 50n, 0n);
+  const g2 = c.request(3, 20n, 0n);
+  const g3 = c.request(3, 70n, 0n);
   assert.ok(g1 > 0);
   assert.equal(g2, g1);
   assert.equal(g3, g1);
@@ -47,10 +55,10 @@ test("resumes on one partition share one seek to the lowest cursor", () => {
 test("a lower cursor after the seek went out starts a new, lower seek", () => {
   const { c, seeks, flush } = harness();
   c.handled(1, 100n);
-  const g1 = c.request(1, 50n);
+  const g1 = c.request(1, 50n, 0n);
   flush();
-  assert.equal(c.request(1, 60n), g1, "covered by the issued seek");
-  const g2 = c.request(1, 10n);
+  assert.equal(c.request(1, 60n, 0n), g1, "covered by the issued seek");
+  const g2 = c.request(1, 10n, 0n);
   assert.ok(g2 > g1);
   flush();
   assert.deepEqual(seeks, [
@@ -64,7 +72,7 @@ test("a lower cursor after the seek went out starts a new, lower seek", () => {
 test("a seek counts as applied when the stream goes back, even if the target was deleted", () => {
   const { c, flush } = harness();
   c.handled(2, 100n);
-  const g = c.request(2, 5n);
+  const g = c.request(2, 5n, 0n);
   flush();
   c.batchStarts(2, 40n); // retention moved the log start past the target
   assert.equal(c.applied(2), g);
@@ -81,7 +89,7 @@ test("property: a waiting session never takes a record from before its seek took
       for (const o of log.slice(0, 151)) c.handled(0, o);
       const sessions = cursors.map((cur) => ({
         last: BigInt(cur),
-        wait: c.request(0, BigInt(cur)),
+        wait: c.request(0, BigInt(cur), 0n),
         got: [] as bigint[],
       }));
       flush();

@@ -1,0 +1,90 @@
+/**
+ * The router's configuration: one frozen object built from RT_* variables in main.ts. Units are
+ * in the names. Kafka, topic and auth settings are the shared readers, so a router and the
+ * gateways of one cluster read the same variables the same way.
+ */
+import { ConfigError, readEnum, readInt, readList, readString, type Env } from "../common/env.ts";
+import { readKafkaConfig, type KafkaConfig } from "../common/kafka-config.ts";
+import { LOG_LEVELS } from "../common/log.ts";
+import { readTopicsConfig, type TopicsConfig } from "../schemas/topics.ts";
+
+/** Which browser origins may call /v1/connect: any (`*`), a list, or none (no CORS headers). */
+export type CorsOrigins = "*" | readonly string[] | null;
+
+export interface RouterConfig {
+  readonly host: string;
+  /** 0: any free port (tests). */
+  readonly port: number;
+  /** The gateways' consumer group, whose assignment says who owns which partition. */
+  readonly groupId: string;
+  readonly kafka: KafkaConfig;
+  readonly topics: TopicsConfig;
+  readonly logLevel: (typeof LOG_LEVELS)[number];
+  readonly corsOrigins: CorsOrigins;
+  /** Periodic re-read of the group's assignment. */
+  readonly refreshMs: number;
+  /** Least time between two reads of the group, however many requests ask for one. */
+  readonly minRefreshIntervalMs: number;
+  /** Periodic re-read of the deliveries topic's partition count. */
+  readonly topicRefreshMs: number;
+  /** How long the last good ownership may be served while Kafka does not answer. */
+  readonly maxStaleMs: number;
+  /** How long a request that found no owner waits for a fresh read before answering 503. */
+  readonly lookupWaitMs: number;
+  /** SIGTERM deadline: past it the process exits 1. */
+  readonly shutdownGraceMs: number;
+}
+
+/** `*` alone, or a comma list of origins (`scheme://host[:port]`, as browsers send them). */
+function readCorsOrigins(env: Env): CorsOrigins {
+  const name = "RT_ROUTER_CORS_ORIGINS";
+  const items = readList(env, name);
+  if (items === undefined) return null;
+  const got = readString(env, name);
+  const expected =
+    "`*` or a comma list of origins like https://app.example.com (scheme, host, optional port)";
+  if (items.includes("*")) {
+    if (items.length > 1) throw new ConfigError(name, expected, got);
+    return "*";
+  }
+  for (const item of items) {
+    let url: URL;
+    try {
+      url = new URL(item);
+    } catch {
+      throw new ConfigError(name, expected, got);
+    }
+    if ((url.protocol !== "http:" && url.protocol !== "https:") || url.origin !== item) {
+      throw new ConfigError(name, expected, got);
+    }
+  }
+  return Object.freeze([...new Set(items)]);
+}
+
+export function readRouterConfig(env: Env): RouterConfig {
+  const topics = readTopicsConfig(env);
+  const refreshMs = readInt(env, "RT_ROUTER_REFRESH_MS", 1_000, { min: 100, max: 60_000 });
+  const maxStaleMs = readInt(env, "RT_ROUTER_MAX_STALE_MS", 30_000, { min: 1_000, max: 3_600_000 });
+  if (maxStaleMs < 2 * refreshMs) {
+    throw new ConfigError(
+      "RT_ROUTER_MAX_STALE_MS",
+      `at least twice RT_ROUTER_REFRESH_MS (${2 * refreshMs})`,
+      String(maxStaleMs),
+    );
+  }
+  return Object.freeze({
+    host: readString(env, "RT_ROUTER_HOST", "127.0.0.1"),
+    port: readInt(env, "RT_ROUTER_PORT", 8080, { min: 0, max: 65535 }),
+    groupId: readString(env, "RT_GATEWAY_GROUP", `${topics.prefix}rt-gateways`),
+    kafka: readKafkaConfig(env, "rt-router"),
+    topics,
+    logLevel: readEnum(env, "RT_LOG_LEVEL", LOG_LEVELS, "info"),
+    corsOrigins: readCorsOrigins(env),
+    refreshMs,
+    minRefreshIntervalMs: 100,
+    topicRefreshMs: 30_000,
+    maxStaleMs,
+    lookupWaitMs: 1_000,
+    shutdownGraceMs: readInt(env, "RT_SHUTDOWN_GRACE_MS", 10_000, { min: 0, max: 600_000 }),
+  });
+}

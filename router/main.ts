@@ -1,0 +1,53 @@
+/**
+ * `npm run router`: one router process. Reads the environment once, fails fast on a bad
+ * variable, prints one `{"event":"router_ready",...}` line once it serves, and stops on
+ * SIGTERM/SIGINT within RT_SHUTDOWN_GRACE_MS.
+ */
+import { exitWithParent } from "../common/parent-watch.ts";
+import { ConfigError } from "../common/env.ts";
+import { createLogger } from "../common/log.ts";
+import { readAuthConfig } from "../gateway/auth.ts";
+import { NativeUwsError } from "../gateway/uws.ts";
+import { readRouterConfig } from "./config.ts";
+import { startRouter } from "./router.ts";
+import { ListenError } from "./server.ts";
+
+async function main(): Promise<void> {
+  const config = readRouterConfig(process.env);
+  const auth = readAuthConfig(process.env);
+  const log = createLogger({ service: "router", level: config.logLevel });
+  const router = await startRouter(config, auth, log);
+  // Machine-readable line for supervisors and tests.
+  console.log(JSON.stringify({ event: "router_ready", url: router.url, port: router.port }));
+  let signalled = false;
+  const onSignal = (signal: NodeJS.Signals) => {
+    if (signalled) return;
+    signalled = true;
+    log.info({ signal }, "stopping");
+    const force = setTimeout(() => {
+      log.error({ graceMs: config.shutdownGraceMs }, "stop did not finish in time; exiting");
+      process.exit(1);
+    }, config.shutdownGraceMs);
+    force.unref();
+    router.stop().then(
+      () => {
+        log.info("stopped");
+        process.exit(0);
+      },
+      (e: unknown) => {
+        log.error({ err: e }, "stop failed");
+        process.exit(1);
+      },
+    );
+  };
+  process.on("SIGTERM", onSignal);
+  exitWithParent(process.env, () => onSignal("SIGTERM"));
+  process.on("SIGINT", onSignal);
+}
+
+main().catch((e: unknown) => {
+  if (e instanceof ConfigError || e instanceof NativeUwsError || e instanceof ListenError) {
+    console.error(`error: ${e.message}`);
+  } else console.error(e);
+  process.exit(1);
+});

@@ -1,0 +1,84 @@
+/**
+ * A router: wires config, the token verifier, the Kafka admin port, the placement cache and the
+ * uWS server together, and stops them in order. main.ts is the process around it. It starts
+ * without Kafka (answering 503 and /readyz not ready) and catches up once Kafka answers.
+ */
+import { createKafka } from "../common/kafka/kafkajs.ts";
+import type { Logger } from "../common/log.ts";
+import { createVerifier, type AuthConfig } from "../gateway/auth.ts";
+import { loadNativeUws } from "../gateway/uws.ts";
+import type { RouterConfig } from "./config.ts";
+import { Placement } from "./placement.ts";
+import { startRouterServer } from "./server.ts";
+
+export interface Router {
+  /** Base URL of the HTTP API, e.g. http://127.0.0.1:8080. */
+  readonly url: string;
+  readonly port: number;
+  /** Stops listening, answers the requests in flight, closes the Kafka client. Safe to call twice. */
+  stop(): Promise<void>;
+}
+
+/** Kafka calls fail fast enough that a request waiting on a read is never held long. */
+const KAFKA_REQUEST_TIMEOUT_MS = 5_000;
+const KAFKA_RETRIES = 2;
+/** Longest wait for the first ownership read before announcing the router. */
+const FIRST_READ_WAIT_MS = 15_000;
+
+export async function startRouter(config: RouterConfig, auth: AuthConfig, log: Logger): Promise<Router> {
+  const uws = loadNativeUws();
+  const verifier = createVerifier(auth);
+  const kafka = createKafka({
+    brokers: config.kafka.brokers,
+    clientId: config.kafka.clientId,
+    logger: log,
+    requestTimeoutMs: KAFKA_REQUEST_TIMEOUT_MS,
+    retries: KAFKA_RETRIES,
+  });
+  const placement = new Placement(() => kafka.admin(), {
+    groupId: config.groupId,
+    topic: config.topics.names.deliveries,
+    refreshMs: config.refreshMs,
+    minRefreshIntervalMs: config.minRefreshIntervalMs,
+    topicRefreshMs: config.topicRefreshMs,
+    maxStaleMs: config.maxStaleMs,
+    lookupWaitMs: config.lookupWaitMs,
+    log: log.child({ component: "placement" }),
+  });
+  let server;
+  try {
+    server = await startRouterServer(uws, { config, verifier, placement, log });
+  } catch (e) {
+    verifier.close();
+    throw e;
+  }
+  placement.start();
+  let timer: NodeJS.Timeout | undefined;
+  await Promise.race([
+    placement.firstAttempt(),
+    new Promise<void>((done) => (timer = setTimeout(done, FIRST_READ_WAIT_MS))),
+  ]);
+  clearTimeout(timer);
+  const notReady = placement.notReadyReason();
+  const url = `http://${config.host}:${server.port}`;
+  log.info(
+    {
+      url,
+      port: server.port,
+      group: config.groupId,
+      topic: config.topics.names.deliveries,
+      ...placement.status(),
+    },
+    notReady === null ? "router listening" : `router listening, not ready yet: ${notReady}`,
+  );
+
+  let stopping: Promise<void> | null = null;
+  const stop = async () => {
+    server.stopListening();
+    // Requests in flight wait at most lookupWaitMs on Kafka; let them have their answers.
+    await server.idle();
+    await placement.close();
+    verifier.close();
+  };
+  return { url, port: server.port, stop: () => (stopping ??= stop()) };
+}

@@ -1,0 +1,180 @@
+/**
+ * The router's uWebSockets.js shell: /v1/connect, /healthz, /readyz. Request data is copied
+ * before any await (uWS request objects die with the callback), aborts are handled, and the
+ * answers come from the pure functions of connect.ts and cors.ts.
+ */
+import type { HttpRequest, HttpResponse, TemplatedApp, us_listen_socket } from "uWebSockets.js";
+import type { Logger } from "../common/log.ts";
+import type { Verifier } from "../gateway/auth.ts";
+import type { UwsModule } from "../gateway/uws.ts";
+import type { RouterConfig } from "./config.ts";
+import {
+  CONNECT_PATH,
+  authFailureAnswer,
+  errorAnswer,
+  extractToken,
+  jsonAnswer,
+  lookupAnswer,
+  tokenAnswer,
+  type Answer,
+  type Header,
+} from "./connect.ts";
+import { corsHeaders } from "./cors.ts";
+import type { Lookup, PlacementStatus } from "./placement.ts";
+
+/** What the server needs of the placement cache (placement.ts). */
+export interface OwnerSource {
+  lookup(user: string): Promise<Lookup>;
+  notReadyReason(): string | null;
+  status(): PlacementStatus;
+}
+
+export interface RouterServerDeps {
+  readonly config: RouterConfig;
+  readonly verifier: Verifier;
+  readonly placement: OwnerSource;
+  readonly log: Logger;
+}
+
+export interface RouterServer {
+  readonly port: number;
+  /** Stops accepting connections; requests in flight still get answers. Safe to call twice. */
+  stopListening(): void;
+  /** Resolves once no request is waiting for an answer. */
+  idle(): Promise<void>;
+}
+
+/** The port is taken or the address is not local: a configuration problem, reported in one line. */
+export class ListenError extends Error {
+  readonly code = "listen_failed";
+  constructor(message: string) {
+    super(message);
+    this.name = "ListenError";
+  }
+}
+
+const ALLOW_CONNECT: Header = ["allow", "GET, OPTIONS"];
+const ALLOW_GET: Header = ["allow", "GET"];
+
+function write(res: HttpResponse, answer: Answer): void {
+  res.cork(() => {
+    res.writeStatus(answer.status);
+    for (const [name, value] of answer.headers) res.writeHeader(name, value);
+    if (answer.body === null) res.endWithoutBody();
+    else res.end(JSON.stringify(answer.body));
+  });
+}
+
+function withHeaders(answer: Answer, headers: readonly Header[]): Answer {
+  return headers.length === 0 ? answer : { ...answer, headers: [...answer.headers, ...headers] };
+}
+
+export async function startRouterServer(uws: UwsModule, deps: RouterServerDeps): Promise<RouterServer> {
+  const { config, verifier, placement, log } = deps;
+  const app: TemplatedApp = uws.App();
+  let inFlight = 0;
+  const idleWaiters: (() => void)[] = [];
+  const settled = () => {
+    inFlight -= 1;
+    if (inFlight === 0) for (const done of idleWaiters.splice(0)) done();
+  };
+
+  async function connect(authorization: string, queryToken: string | undefined): Promise<Answer> {
+    const token = extractToken(authorization, queryToken);
+    if (!token.ok) return tokenAnswer(token);
+    const verified = await verifier.verify(token.token);
+    if (!verified.ok) {
+      log.debug({ reason: verified.reason }, "connect refused");
+      return authFailureAnswer(verified);
+    }
+    const lookup = await placement.lookup(verified.user);
+    if (lookup.kind !== "owner") log.debug({ user: verified.user, lookup }, "connect: no owner");
+    return lookupAnswer(verified.user, lookup);
+  }
+
+  app.get(CONNECT_PATH, (res: HttpResponse, req: HttpRequest) => {
+    // Copied now: req is invalid after this callback returns. The token is never logged.
+    const authorization = req.getHeader("authorization");
+    const cors = corsHeaders(config.corsOrigins, req.getHeader("origin"), false);
+    const queryToken = req.getQuery("token") as string | undefined;
+    let aborted = false;
+    res.onAborted(() => {
+      aborted = true;
+    });
+    inFlight += 1;
+    connect(authorization, queryToken)
+      .catch((e: unknown) => {
+        log.error({ err: e }, "connect failed unexpectedly");
+        return errorAnswer("internal", "internal error");
+      })
+      .then((answer) => {
+        if (!aborted) write(res, withHeaders(answer, cors));
+      })
+      .finally(settled);
+  });
+
+  app.options(CONNECT_PATH, (res: HttpResponse, req: HttpRequest) => {
+    const cors = corsHeaders(config.corsOrigins, req.getHeader("origin"), true);
+    write(res, { status: "204 No Content", headers: [ALLOW_CONNECT, ...cors], body: null });
+  });
+
+  app.any(CONNECT_PATH, (res: HttpResponse, req: HttpRequest) => {
+    const cors = corsHeaders(config.corsOrigins, req.getHeader("origin"), false);
+    const method = req.getCaseSensitiveMethod();
+    write(
+      res,
+      errorAnswer("method_not_allowed", `${method} is not allowed on ${CONNECT_PATH}: use GET`, {
+        headers: [ALLOW_CONNECT, ...cors],
+      }),
+    );
+  });
+
+  app.get("/healthz", (res: HttpResponse) => write(res, jsonAnswer("200 OK", { status: "ok" })));
+  app.get("/readyz", (res: HttpResponse) => {
+    const reason = placement.notReadyReason();
+    const status = placement.status();
+    if (reason === null) write(res, jsonAnswer("200 OK", { status: "ready", ...status }));
+    else write(res, jsonAnswer("503 Service Unavailable", { status: "not_ready", reason, ...status }));
+  });
+  for (const path of ["/healthz", "/readyz"]) {
+    app.any(path, (res: HttpResponse, req: HttpRequest) =>
+      write(
+        res,
+        errorAnswer(
+          "method_not_allowed",
+          `${req.getCaseSensitiveMethod()} is not allowed on ${path}: use GET`,
+          {
+            headers: [ALLOW_GET],
+          },
+        ),
+      ),
+    );
+  }
+
+  app.any("/*", (res: HttpResponse) =>
+    write(res, errorAnswer("not_found", `no such endpoint; placement is GET ${CONNECT_PATH}`)),
+  );
+
+  const listenSocket = await new Promise<us_listen_socket>((done, fail) => {
+    app.listen(config.host, config.port, (s) => {
+      if (s === false)
+        fail(new ListenError(`cannot listen on ${config.host}:${config.port} (in use?): set RT_ROUTER_PORT`));
+      else done(s);
+    });
+  });
+  let listening = true;
+  return {
+    port: uws.us_socket_local_port(
+      listenSocket as unknown as Parameters<UwsModule["us_socket_local_port"]>[0],
+    ),
+    stopListening() {
+      if (!listening) return;
+      listening = false;
+      uws.us_listen_socket_close(listenSocket);
+    },
+    idle() {
+      if (inFlight === 0) return Promise.resolve();
+      return new Promise((done) => idleWaiters.push(done));
+    },
+  };
+}
