@@ -1,0 +1,467 @@
+/**
+ * The reconnecting client: one logical session over any number of sockets.
+ *
+ * A loop asks where to connect (the router, or the configured gateway), opens a socket
+ * (connection.ts), follows redirects, and when the socket ends asks the close-code policy
+ * (policy.ts) whether and when to try again; backoff.ts spaces the retries. Across sockets it
+ * keeps the cursor (dedupe.ts), sent in every hello so the gateway resumes after it, and the
+ * sends not acked yet, written again with the same id once the next socket is welcomed.
+ * Delivery is at-least-once both ways: events are deduped by cursor here; a receiver that
+ * must not see a re-sent message twice dedupes by (from, id).
+ *
+ * Runs in browsers and Node: the WebSocket constructor and fetch are injectable and default to
+ * the globals; nothing here imports a Node module.
+ */
+import type { HelloFrame, JsonValue, SendFrame } from "../schemas/frames.ts";
+import { isEventType, isMessageId, parseTarget } from "../schemas/targets.ts";
+import { Backoff, DEFAULT_BACKOFF, validateBackoff } from "./backoff.ts";
+import { Connection, type WebSocketCtor } from "./connection.ts";
+import type { KnownServerFrame } from "./decode.ts";
+import { CursorTracker } from "./dedupe.ts";
+import { Emitter } from "./emitter.ts";
+import { RealtimeError, type RealtimeErrorCode } from "./errors.ts";
+import { Outbox } from "./outbox.ts";
+import { MAX_HINT_MS, decideOnClose, delayMs } from "./policy.ts";
+import { askRouter, isWebSocketUrl, type ConnectAnswer, type FetchLike } from "./router.ts";
+import {
+  CLIENT_DEFAULTS,
+  type ClientEvents,
+  type ClientOptions,
+  type ClientState,
+  type ClosedInfo,
+  type SendResult,
+  type TokenProvider,
+  type Tunables,
+  type WelcomeInfo,
+} from "./types.ts";
+
+export * from "./types.ts";
+
+const utf8 = new TextEncoder();
+
+export class RealtimeClient {
+  readonly #token: string | TokenProvider;
+  readonly #routerUrl: string | undefined;
+  readonly #gatewayUrl: string | undefined;
+  readonly #WebSocket: WebSocketCtor;
+  readonly #fetch: FetchLike | undefined;
+  readonly #random: () => number;
+  readonly #o: Tunables & { readonly pingIntervalMs: number | undefined };
+  readonly #emitter = new Emitter<ClientEvents>();
+  readonly #tracker: CursorTracker;
+  readonly #backoff: Backoff;
+  readonly #outbox: Outbox;
+  readonly #waiters: { resolve: (w: WelcomeInfo) => void; reject: (e: RealtimeError) => void }[] = [];
+  readonly #idPrefix: string;
+  #nextId = 0;
+  #state: ClientState = "connecting";
+  #started = false;
+  #closed = false;
+  #conn: Connection | null = null;
+  #welcome: WelcomeInfo | undefined;
+  #currentToken: string | undefined;
+  #pause: { timer: ReturnType<typeof setTimeout>; resolve: () => void } | null = null;
+  #routerAbort: AbortController | null = null;
+
+  /** Checks the options (throws TypeError/RangeError on bad ones); connects on `connect()`. */
+  constructor(options: ClientOptions) {
+    if ((options.routerUrl === undefined) === (options.gatewayUrl === undefined)) {
+      throw new TypeError("give exactly one of routerUrl and gatewayUrl");
+    }
+    if (options.gatewayUrl !== undefined && !isWebSocketUrl(options.gatewayUrl)) {
+      throw new TypeError(`gatewayUrl must be a ws:// or wss:// URL, got ${options.gatewayUrl}`);
+    }
+    if (typeof options.token !== "string" && typeof options.token !== "function") {
+      throw new TypeError("token must be a string or a function returning one");
+    }
+    const ws = options.WebSocket ?? (globalThis as { WebSocket?: WebSocketCtor }).WebSocket;
+    if (ws === undefined)
+      throw new TypeError("no global WebSocket: pass options.WebSocket (e.g. the ws package)");
+    const fetchFn =
+      options.fetch ??
+      (typeof globalThis.fetch === "function" ? globalThis.fetch.bind(globalThis) : undefined);
+    if (options.routerUrl !== undefined && fetchFn === undefined) {
+      throw new TypeError("no global fetch: pass options.fetch");
+    }
+    this.#token = options.token;
+    this.#routerUrl = options.routerUrl;
+    this.#gatewayUrl = options.gatewayUrl;
+    this.#WebSocket = ws;
+    this.#fetch = fetchFn;
+    this.#random = options.random ?? Math.random;
+    this.#o = Object.freeze({
+      ackTimeoutMs: positive("ackTimeoutMs", options.ackTimeoutMs ?? CLIENT_DEFAULTS.ackTimeoutMs),
+      connectTimeoutMs: positive(
+        "connectTimeoutMs",
+        options.connectTimeoutMs ?? CLIENT_DEFAULTS.connectTimeoutMs,
+      ),
+      maxPendingSends: positive(
+        "maxPendingSends",
+        options.maxPendingSends ?? CLIENT_DEFAULTS.maxPendingSends,
+      ),
+      maxRedirects: positive("maxRedirects", options.maxRedirects ?? CLIENT_DEFAULTS.maxRedirects, 0),
+      stableAfterMs: positive("stableAfterMs", options.stableAfterMs ?? CLIENT_DEFAULTS.stableAfterMs, 0),
+      pingIntervalMs:
+        options.pingIntervalMs === undefined
+          ? undefined
+          : positive("pingIntervalMs", options.pingIntervalMs, 0),
+    });
+    this.#outbox = new Outbox(this.#o.maxPendingSends, this.#o.ackTimeoutMs);
+    this.#backoff = new Backoff(validateBackoff({ ...DEFAULT_BACKOFF, ...options.backoff }), this.#random);
+    this.#tracker = new CursorTracker(options.cursor);
+    this.#idPrefix = Math.floor(this.#random() * 2 ** 48).toString(36);
+  }
+
+  get state(): ClientState {
+    return this.#state;
+  }
+
+  /** The last cursor: store it, and pass it back as `options.cursor` to resume later. */
+  get cursor(): string | undefined {
+    return this.#tracker.cursor;
+  }
+
+  /** The last welcome (undefined before the first). */
+  get welcome(): WelcomeInfo | undefined {
+    return this.#welcome;
+  }
+
+  /** Sends waiting for their ack. */
+  get pendingSends(): number {
+    return this.#outbox.size;
+  }
+
+  /** Adds a listener; returns the function that removes it. */
+  on<K extends keyof ClientEvents>(name: K, fn: ClientEvents[K]): () => void {
+    return this.#emitter.on(name, fn);
+  }
+
+  /**
+   * Starts the session (once; later calls only wait). Resolves at the next welcome, or at once
+   * when open; rejects when the client closes first (a "no" close code, close()).
+   */
+  connect(): Promise<WelcomeInfo> {
+    if (this.#closed) return Promise.reject(new RealtimeError("client_closed", "the client is closed"));
+    const welcomed = new Promise<WelcomeInfo>((resolve, reject) => {
+      if (this.#state === "open" && this.#welcome !== undefined) resolve(this.#welcome);
+      else this.#waiters.push({ resolve, reject });
+    });
+    if (!this.#started) {
+      this.#started = true;
+      this.#run().catch((e: unknown) => {
+        this.#stop("internal", new RealtimeError("internal", "the client's loop failed", { cause: e }));
+        throw e;
+      });
+    }
+    return welcomed;
+  }
+
+  /**
+   * Publishes `data` to `to` (`user:U`, `room:R`, `channel:C`). Resolves once the server has
+   * the event durably (with its cursor), rejects with a RealtimeError on a failed ack, on
+   * `ack_timeout` after ackTimeoutMs, or when the client closes. While not open the send waits
+   * in a bounded queue; a send whose socket dropped before its ack is written again, same id,
+   * after the next welcome.
+   */
+  send(to: string, type: string, data: JsonValue, options: { id?: string } = {}): Promise<SendResult> {
+    const fail = (code: RealtimeErrorCode, message: string, cause?: unknown) =>
+      Promise.reject(new RealtimeError(code, message, { cause }));
+    if (this.#closed) return fail("client_closed", "the client is closed");
+    if (parseTarget(to) === undefined)
+      return fail("bad_target", "to must be user:<id>, room:<name> or channel:<name>");
+    if (!isEventType(type)) return fail("bad_frame", "type must be 1-64 chars of [A-Za-z0-9_.:-]");
+    if (data === undefined || typeof data === "function" || typeof data === "symbol") {
+      return fail("bad_frame", "data must be a JSON value");
+    }
+    const id = options.id ?? `${this.#idPrefix}-${(this.#nextId += 1).toString(36)}`;
+    if (!isMessageId(id)) return fail("bad_frame", "id must be 1-64 chars of [A-Za-z0-9_.:-]");
+    const refused = this.#outbox.refuse(id);
+    if (refused !== null) return Promise.reject(refused);
+    const frame: SendFrame = { op: "send", id, to, type, data };
+    let text: string;
+    try {
+      text = JSON.stringify(frame);
+    } catch (e) {
+      return fail("bad_frame", "data must be a JSON value", e);
+    }
+    const bytes = utf8.encode(text).length;
+    const overLimit = this.#overLimit(bytes);
+    if (overLimit !== null) return Promise.reject(overLimit);
+    const conn = this.#conn;
+    return this.#outbox.add(id, text, bytes, conn !== null && conn.live ? conn : null);
+  }
+
+  /** Stops for good: no reconnect, pending sends fail with `client_closed`. Safe twice. */
+  close(): void {
+    this.#stop("client_closed");
+  }
+
+  // ---- the loop ----
+
+  async #run(): Promise<void> {
+    let target: string | null = null; // null: ask the router (or take gatewayUrl) afresh
+    let hops = 0;
+    let wait = 0;
+    let failures = 0; // attempts since the last welcome
+    let refreshToken = false;
+    let expiredStreak = 0; // token_expired answers since the last welcome
+    while (!this.#closed) {
+      if (wait > 0) await this.#sleep(wait);
+      if (this.#closed) return;
+      wait = 0;
+      if (this.#currentToken === undefined || refreshToken) {
+        const token = await this.#readToken();
+        if (this.#closed) return;
+        if (token instanceof RealtimeError) {
+          this.#emitter.emit("error", token);
+          wait = this.#backoff.next();
+          failures += 1;
+          continue;
+        }
+        this.#currentToken = token;
+        refreshToken = false;
+      }
+      let url: string | null = target;
+      if (url === null) {
+        hops = 0;
+        if (this.#routerUrl === undefined) url = this.#gatewayUrl!;
+        else {
+          const answer = await this.#askRouter(this.#routerUrl, this.#currentToken);
+          if (this.#closed) return;
+          if (answer.kind === "ok") url = answer.url;
+          else if (answer.kind === "unauthorized") {
+            if (answer.expired && expiredStreak === 0 && typeof this.#token === "function") {
+              expiredStreak += 1;
+              refreshToken = true;
+              continue;
+            }
+            const reason = answer.expired ? "token_expired" : "unauthorized";
+            this.#stop(reason, new RealtimeError(reason, answer.message));
+            return;
+          } else {
+            if (answer.kind === "failed")
+              this.#emitter.emit("error", new RealtimeError("router_error", answer.message));
+            wait =
+              answer.kind === "retry" && answer.retryAfterMs !== undefined
+                ? Math.min(answer.retryAfterMs, MAX_HINT_MS)
+                : this.#backoff.next();
+            failures += 1;
+            continue;
+          }
+        }
+      }
+
+      const conn = this.#open(url, this.#currentToken);
+      const outcome = await conn.outcome;
+      if (this.#conn === conn) this.#conn = null;
+      if (this.#closed || outcome.kind === "cancelled") return;
+      const welcomedAt = conn.welcomedAtMs;
+      if (welcomedAt !== undefined) {
+        failures = 0;
+        expiredStreak = 0;
+        if (Date.now() - welcomedAt >= this.#o.stableAfterMs) this.#backoff.reset();
+      }
+      this.#setState(this.#welcome === undefined ? "connecting" : "reconnecting");
+
+      if (outcome.kind === "redirect") {
+        hops += 1;
+        if (hops <= this.#o.maxRedirects) {
+          target = outcome.url;
+          continue;
+        }
+        this.#emitter.emit(
+          "error",
+          new RealtimeError("redirect_loop", `more than ${this.#o.maxRedirects} redirects in a row`),
+        );
+        target = null;
+        wait = this.#backoff.next();
+        failures += 1;
+        continue;
+      }
+      if (outcome.kind === "dropped") {
+        this.#emitter.emit("error", outcome.error);
+        target = null;
+        wait = this.#backoff.next();
+        failures += 1;
+        continue;
+      }
+      const decision = decideOnClose(outcome.code, outcome.reason);
+      if (decision.action === "stop") {
+        const message = conn.serverError?.message ?? `the gateway closed the session (${decision.code})`;
+        this.#stop(
+          decision.name,
+          new RealtimeError(decision.name as RealtimeErrorCode, message),
+          decision.code,
+        );
+        return;
+      }
+      if (decision.refreshToken) {
+        // One refresh per outage: a provider that hands out expired tokens would loop forever.
+        if (typeof this.#token !== "function" || expiredStreak > 0) {
+          const message = conn.serverError?.message ?? "the token expired and no fresh one is available";
+          this.#stop(decision.name, new RealtimeError("token_expired", message), decision.code);
+          return;
+        }
+        expiredStreak += 1;
+        refreshToken = true;
+      }
+      target = decision.viaRouter ? null : url;
+      wait = delayMs(decision.wait, failures, () => this.#backoff.next());
+      failures += 1;
+    }
+  }
+
+  #open(url: string, token: string): Connection {
+    const cursor = this.#tracker.cursor;
+    const hello: HelloFrame = cursor === undefined ? { op: "hello", token } : { op: "hello", token, cursor };
+    const conn: Connection = new Connection(
+      this.#WebSocket,
+      url,
+      hello,
+      { connectTimeoutMs: this.#o.connectTimeoutMs, pingIntervalMs: this.#o.pingIntervalMs, now: Date.now },
+      {
+        welcome: (f) => this.#onWelcome(conn, f),
+        event: (f) => this.#onEvent(f),
+        ack: (f) => this.#onAck(f),
+        serverError: (f) => this.#emitter.emit("error", new RealtimeError(f.code, f.message)),
+      },
+    );
+    this.#conn = conn;
+    return conn;
+  }
+
+  #onWelcome(conn: Connection, f: Extract<KnownServerFrame, { op: "welcome" }>): void {
+    const { resync, logChanged } = this.#tracker.welcome(f.cursor, f.recovered);
+    const info: WelcomeInfo = {
+      user: f.user,
+      url: conn.url,
+      recovered: f.recovered,
+      reason: f.reason,
+      cursor: this.#tracker.cursor,
+      serverCursor: f.cursor,
+      session: f.session,
+      node: f.node,
+      heartbeatS: f.heartbeat_s,
+      limits: f.limits,
+    };
+    this.#welcome = info;
+    // Unacked sends go first, in the order they were made, before anything a listener sends.
+    this.#outbox.flush(conn, (bytes) => this.#overLimit(bytes));
+    this.#setState("open");
+    this.#emitter.emit("welcome", info);
+    if (resync) {
+      this.#emitter.emit("resync", {
+        reason: logChanged ? "log_changed" : "not_recovered",
+        detail: f.reason,
+        cursor: this.#tracker.cursor,
+      });
+    }
+    for (const w of this.#waiters.splice(0)) w.resolve(info);
+  }
+
+  #onEvent(f: Extract<KnownServerFrame, { op: "event" }>): void {
+    const r = this.#tracker.offer(f.cursor);
+    if (r.kind === "duplicate") return;
+    if (r.kind === "invalid") {
+      this.#emitter.emit("error", new RealtimeError("bad_server_frame", `event ${f.id}: ${r.reason}`));
+    } else if (r.logChanged) {
+      this.#emitter.emit("resync", { reason: "log_changed", detail: undefined, cursor: f.cursor });
+    }
+    const { cursor, id, from, to, type, data, ts } = f;
+    this.#emitter.emit("event", { cursor, id, from, to, type, data, ts });
+  }
+
+  #onAck(f: Extract<KnownServerFrame, { op: "ack" }>): void {
+    this.#outbox.ack(
+      f.id,
+      f.ok
+        ? { ok: true, cursor: f.cursor }
+        : { ok: false, error: new RealtimeError(f.error.code, f.error.message) },
+    );
+  }
+
+  #overLimit(bytes: number): RealtimeError | null {
+    const max = this.#welcome?.limits.max_frame_bytes ?? 0;
+    return max > 0 && bytes > max
+      ? new RealtimeError("too_big", `the send frame is ${bytes} bytes, over the gateway's limit of ${max}`)
+      : null;
+  }
+
+  async #readToken(): Promise<string | RealtimeError> {
+    const token = this.#token;
+    if (typeof token === "string") return token;
+    try {
+      const t = await token();
+      return typeof t === "string" && t !== ""
+        ? t
+        : new RealtimeError("token_provider", "the token provider returned no token");
+    } catch (e) {
+      return new RealtimeError("token_provider", "the token provider threw", { cause: e });
+    }
+  }
+
+  async #askRouter(routerUrl: string, token: string): Promise<ConnectAnswer> {
+    const abort = new AbortController();
+    this.#routerAbort = abort;
+    const timer = setTimeout(() => abort.abort(), this.#o.connectTimeoutMs);
+    try {
+      return await askRouter(this.#fetch!, routerUrl, token, abort.signal);
+    } finally {
+      clearTimeout(timer);
+      if (this.#routerAbort === abort) this.#routerAbort = null;
+    }
+  }
+
+  #sleep(ms: number): Promise<void> {
+    return new Promise((resolve) => {
+      const timer = setTimeout(() => {
+        this.#pause = null;
+        resolve();
+      }, ms);
+      this.#pause = { timer, resolve };
+    });
+  }
+
+  #setState(state: ClientState): void {
+    if (this.#state === state || this.#state === "closed") return;
+    this.#state = state;
+    this.#emitter.emit("state", state);
+  }
+
+  #stop(reason: string, error?: RealtimeError, code?: number): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    if (this.#pause !== null) {
+      clearTimeout(this.#pause.timer);
+      this.#pause.resolve();
+      this.#pause = null;
+    }
+    this.#routerAbort?.abort();
+    this.#conn?.abandon({ kind: "cancelled" });
+    this.#conn = null;
+    const failure = error ?? new RealtimeError("client_closed", "the client is closed");
+    this.#outbox.failAll(failure);
+    this.#setState("closed");
+    for (const w of this.#waiters.splice(0)) w.reject(failure);
+    const info: ClosedInfo = {
+      reason,
+      ...(code === undefined ? {} : { code }),
+      ...(error === undefined ? {} : { error }),
+    };
+    this.#emitter.emit("closed", info);
+  }
+}
+
+/** A client that starts connecting at once; follow it with `on("welcome" | "closed", ...)`. */
+export function createClient(options: ClientOptions): RealtimeClient {
+  const client = new RealtimeClient(options);
+  // The outcome is also reported by the `welcome` and `closed` events.
+  client.connect().catch(() => {});
+  return client;
+}
+
+function positive(name: string, value: number, min = 1): number {
+  if (!Number.isFinite(value) || value < min)
+    throw new RangeError(`${name} must be a number >= ${min}, got ${value}`);
+  return value;
+}
