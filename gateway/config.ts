@@ -46,6 +46,8 @@ export interface GatewayConfig {
   readonly resumeMaxAgeMs: number;
   /** A resuming session whose catch-up has not started by then is closed (server_error). */
   readonly resumeTimeoutMs: number;
+  /** How often delivery progress is committed to the group (what a new owner starts from). */
+  readonly commitIntervalMs: number;
   readonly limits: GatewayLimits;
 }
 
@@ -97,6 +99,7 @@ export function readGatewayConfig(env: Env): GatewayConfig {
       max: 3650 * 24 * 3_600_000,
     }),
     resumeTimeoutMs: readInt(env, "RT_RESUME_TIMEOUT_MS", 30_000, { min: 1_000, max: 600_000 }),
+    commitIntervalMs: readInt(env, "RT_COMMIT_INTERVAL_MS", 1_000, { min: 50, max: 60_000 }),
     limits,
   };
   // One frame becomes one Kafka record (plus the Avro envelope); it must fit in a batch.

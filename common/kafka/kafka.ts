@@ -61,7 +61,10 @@ export interface GroupConsumerOptions {
   readonly heartbeatIntervalMs: number;
   /** Custom assignment protocols, in preference order (library-specific objects). */
   readonly assigners?: readonly unknown[];
-  /** Commit offsets of handled batches (false: the group is used for ownership only). */
+  /**
+   * Commit offsets after every handled batch (one round trip to the group coordinator per
+   * batch). False: the owner commits with `commit` at its own pace.
+   */
   readonly autoCommit: boolean;
 }
 
@@ -80,6 +83,12 @@ export interface GroupConsumerHandlers {
 export interface GroupConsumer {
   /** Joins the group and starts delivering batches; resolves once running. */
   run(handlers: GroupConsumerHandlers): Promise<void>;
+  /**
+   * Commits `nextOffset` (the next record to read) for a partition this member owns. Rejects
+   * with a KafkaError when the group is rebalancing or the partition moved: the new owner then
+   * starts from the previous commit, so a failed commit only means some records are read twice.
+   */
+  commit(topic: string, partition: number, nextOffset: string): Promise<void>;
   /** Next fetch of this partition starts at `offset` (only for an assigned partition). */
   seek(topic: string, partition: number, offset: string): void;
   pause(topic: string, partitions: readonly number[]): void;

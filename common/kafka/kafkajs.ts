@@ -332,6 +332,13 @@ function createConsumer(
         throw toKafkaError(e, `starting consumer group ${opts.groupId}`);
       }
     },
+    commit: async (topic, partition, nextOffset) => {
+      try {
+        await consumer.commitOffsets([{ topic, partition, offset: nextOffset }]);
+      } catch (e) {
+        throw toKafkaError(e, `committing ${topic}/${partition}`);
+      }
+    },
     seek: (topic, partition, offset) => consumer.seek({ topic, partition, offset }),
     pause: (topic, partitions) => consumer.pause([{ topic, partitions: [...partitions] }]),
     resume: (topic, partitions) => consumer.resume([{ topic, partitions: [...partitions] }]),
