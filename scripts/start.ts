@@ -31,7 +31,12 @@ function services(env: NodeJS.ProcessEnv): Service[] {
   const routerPort = readInt(env, "RT_ROUTER_PORT", 8080, { min: 1, max: 65535 });
   const gatewayPort = readInt(env, "RT_GATEWAY_PORT", 8081, { min: 1, max: 65534 });
   const list: Service[] = [
-    { name: "router", entry: "router/main.ts", env: {}, url: `http://127.0.0.1:${routerPort}` },
+    {
+      name: "router",
+      entry: "router/main.ts",
+      env: {},
+      url: `http://127.0.0.1:${routerPort}  (entry point: GET /v1/connect)`,
+    },
     ...[0, 1].map((i) => ({
       name: `gateway-${i + 1}`,
       entry: "gateway/main.ts",

@@ -2,18 +2,19 @@
  * `npm run kafka -- fetch`  fetch the pinned Kafka jars into the cache (once)
  * `npm run kafka -- start`  run a local Kafka in the foreground until Ctrl-C
  *   env: RT_KAFKA_PORT (9092), RT_KAFKA_CONTROLLER_PORT (9093), RT_KAFKA_DATA_DIR
- *        (.cache/kafka-data), RT_KAFKA_NODES (1 or 3)
+ *        (.cache/kafka-data), RT_KAFKA_NODES (1 or 3), RT_KAFKA_CACHE_DIR (.cache/kafka-<version>)
  */
 import { join } from "node:path";
 import { ConfigError, readInt, readString } from "../../common/env.ts";
 import { createLogger } from "../../common/log.ts";
-import { LocalKafkaError, REPO_ROOT, ensureKafkaJars } from "./fetch.ts";
+import { LocalKafkaError, REPO_ROOT, defaultCacheDir, ensureKafkaJars } from "./fetch.ts";
 import { startLocalKafka } from "./local-kafka.ts";
 
 async function main(argv: string[]): Promise<number> {
   const cmd = argv[0];
+  const cacheDir = readString(process.env, "RT_KAFKA_CACHE_DIR", defaultCacheDir());
   if (cmd === "fetch") {
-    await ensureKafkaJars();
+    await ensureKafkaJars({ cacheDir });
     return 0;
   }
   if (cmd === "start") {
@@ -26,6 +27,7 @@ async function main(argv: string[]): Promise<number> {
       dataDir: readString(env, "RT_KAFKA_DATA_DIR", join(REPO_ROOT, ".cache", "kafka-data")),
       nodes: nodes as 1 | 3,
       logger: createLogger({ service: "local-kafka", level: "info" }),
+      cacheDir,
     });
     console.log(`Kafka is up: RT_KAFKA_BROKERS=${kafka.brokers.join(",")} (Ctrl-C stops it)`);
     await new Promise<void>((done) => {

@@ -53,7 +53,12 @@ test("npm start brings up a local Kafka with the topics, and SIGINT stops everyt
   const p = runTs("scripts/start.ts", [], env);
   try {
     await p.waitFor(/The backbone is up/, 120_000);
-    // Two gateways, on RT_GATEWAY_PORT and the next port, each answering /healthz.
+    // The router is the entry point; two gateways, on RT_GATEWAY_PORT and the next port.
+    assert.match(
+      p.output(),
+      new RegExp(`router: +http://127\\.0\\.0\\.1:${env.RT_ROUTER_PORT} +\\(entry point`),
+    );
+    assert.equal((await fetch(`http://127.0.0.1:${env.RT_ROUTER_PORT}/healthz`)).status, 200);
     for (const i of [0, 1]) {
       const gwPort = Number(env.RT_GATEWAY_PORT) + i;
       assert.match(p.output(), new RegExp(`gateway-${i + 1}: +ws://127\\.0\\.0\\.1:${gwPort}/v1/ws`));
