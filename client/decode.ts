@@ -4,17 +4,7 @@
  * uses and comes back as a value or a reason. Unknown ops are not errors: newer servers may add
  * frames, and this client ignores them. Pure; never throws.
  */
-import type {
-  AckFrame,
-  ErrorFrame,
-  EventFrame,
-  JsonValue,
-  RedirectFrame,
-  ServerPingFrame,
-  ServerPongFrame,
-  SessionLimits,
-  WelcomeFrame,
-} from "../schemas/frames.ts";
+import type { JsonValue, ServerFrame, SessionLimits } from "../schemas/frames.ts";
 import { isErrorCode } from "../schemas/errors.ts";
 
 export type DecodedServerFrame =
@@ -22,14 +12,8 @@ export type DecodedServerFrame =
   | { readonly ok: true; readonly frame: null; readonly op: string }
   | { readonly ok: false; readonly reason: string };
 
-export type KnownServerFrame =
-  | WelcomeFrame
-  | RedirectFrame
-  | AckFrame
-  | EventFrame
-  | ServerPingFrame
-  | ServerPongFrame
-  | ErrorFrame;
+/** Every frame of protocol v1 the client understands: all server frames. */
+export type KnownServerFrame = ServerFrame;
 
 type Obj = Record<string, unknown>;
 

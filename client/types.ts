@@ -1,7 +1,7 @@
 /**
  * The client's public types: its options and defaults, and what its listeners receive.
  */
-import type { JsonValue, SessionLimits } from "../schemas/frames.ts";
+import type { EventFrame, SessionLimits } from "../schemas/frames.ts";
 import { DEFAULT_STABLE_AFTER_MS, type BackoffOptions } from "./backoff.ts";
 import type { WebSocketCtor } from "./connection.ts";
 import type { RealtimeError } from "./errors.ts";
@@ -74,15 +74,8 @@ export interface WelcomeInfo {
   readonly limits: SessionLimits;
 }
 
-export interface RealtimeEvent {
-  readonly cursor: string;
-  readonly id: string;
-  readonly from: string;
-  readonly to: string;
-  readonly type: string;
-  readonly data: JsonValue;
-  readonly ts: number;
-}
+/** One delivery, as the event frame carries it. */
+export type RealtimeEvent = Omit<EventFrame, "op">;
 
 export interface ResyncInfo {
   /** `not_recovered`: the welcome said so; `log_changed`: the events moved to another log. */
