@@ -57,8 +57,8 @@ export class CursorTracker {
   }
 
   /**
-   * A welcome: `cursor` is where the session starts ("" when the server's log has no event
-   * yet), `recovered` whether every event after the hello's cursor will follow.
+   * A welcome: `cursor` is where the session starts (offset -1 when the user's log has no event
+   * yet; older servers sent ""), `recovered` whether every event after the hello's cursor will follow.
    *
    * Recovered, in the same log: the client keeps its own cursor. Events after it follow
    * (replayed, then live), and only its own cursor tells which of those it has, e.g. when a

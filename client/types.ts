@@ -66,7 +66,7 @@ export interface WelcomeInfo {
   readonly reason: string | undefined;
   /** The client's cursor after the welcome (see CursorTracker.welcome). */
   readonly cursor: string | undefined;
-  /** The welcome's own cursor: where the server is ("" when its log has no event yet). */
+  /** The welcome's own cursor: where the session starts (offset -1 before any event). */
   readonly serverCursor: string;
   readonly session: string;
   readonly node: string;

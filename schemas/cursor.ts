@@ -1,9 +1,10 @@
 /**
  * Cursors: where a client is in its own inbox log, as the string `epoch:partition:offset`.
  *
- * - `epoch` names one incarnation of rt.deliveries (1–16 chars of [0-9a-z]). It changes when the
- *   topic is recreated or its partition count changes, which is exactly when offsets stop meaning
- *   the same thing, so cursors of different epochs never compare.
+ * - `epoch` names one layout of rt.deliveries (1–16 chars of [0-9a-z]); cursors of different
+ *   epochs never compare. The gateway derives it from the partition count (`p<count in base 36>`),
+ *   so it changes when the partition count does, not when the topic is deleted and recreated
+ *   with the same count (docs/OPERATIONS.md: do not do that while clients hold cursors).
  * - `partition` is the user's partition: a decimal int in [0, 2^31), no leading zeros.
  * - `offset` is the Kafka offset of the last event the client has: a decimal int64 in
  *   [0, 2^63 - 1], no leading zeros, held as bigint because JavaScript numbers lose precision

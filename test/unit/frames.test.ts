@@ -207,7 +207,7 @@ test("token: non-empty, within maxTokenChars, never echoed", () => {
 });
 
 test("hello cursor must parse", () => {
-  for (const bad of ["", "e1:3", "E1:3:42", "e1:03:42", "e1:3:-1", "e1:3:9223372036854775808"]) {
+  for (const bad of ["", "e1:3", "E1:3:42", "e1:03:42", "e1:3:-2", "e1:3:9223372036854775808"]) {
     expectError({ op: "hello", token: "t", cursor: bad }, "bad_cursor", /hello\.cursor/);
   }
   expectError({ op: "hello", token: "t", cursor: 42 }, "bad_frame");
