@@ -20,6 +20,7 @@ import type { Admin, GroupState } from "../common/kafka/kafka.ts";
 import { ownershipFromGroup, type PartitionOwner } from "../common/kafka/sticky-assigner.ts";
 import type { Logger } from "../common/log.ts";
 import { partitionForKey } from "../schemas/partition.ts";
+import { Liveness } from "./liveness.ts";
 
 /** Longest pause between reads while Kafka keeps failing (unless refreshMs is longer). */
 export const MAX_FAILURE_BACKOFF_MS = 5_000;
@@ -68,6 +69,7 @@ export class Placement {
   readonly #now: () => number;
   readonly #log: Logger;
   #admin: Promise<Admin> | null = null;
+  readonly #liveness = new Liveness();
   #group: GroupSnapshot | null = null;
   #partitionCount: number | null = null;
   #topicReadAtMs = -Infinity;
@@ -202,6 +204,13 @@ export class Placement {
         reason: `no gateway owns partition ${partition} right now (gateway group ${group.state}, ${group.members} members)`,
       };
     }
+    if (this.#liveness.isDown(owner.url)) {
+      return {
+        kind: "no_owner",
+        partition,
+        reason: `the gateway that owns partition ${partition} refuses connections; its partitions move when its Kafka session expires`,
+      };
+    }
     return { kind: "owner", partition, url: owner.url };
   }
 
@@ -312,6 +321,9 @@ export class Placement {
       );
     }
     this.#group = { state: group.state, members: group.members.length, owners, readAtMs };
+    const urls = [...owners.values()].map((o) => o.url);
+    this.#liveness.retain(urls);
+    this.#liveness.probe(urls);
   }
 
   #applyPartitionCount(count: number | null, readAtMs: number): void {
