@@ -4,13 +4,17 @@
  * keeps its own last offset, so records read again (a catch-up seek, a rebalance that keeps
  * the partition) are never delivered twice.
  */
-import type { Batch } from "../common/kafka/kafka.ts";
+import type { Span } from "@opentelemetry/api";
+import type { Batch, InRecord } from "../common/kafka/kafka.ts";
 import type { Logger } from "../common/log.ts";
-import { tryDecodeDelivery, type Delivery } from "../schemas/codec.ts";
+import { tryDecodeDelivery } from "../schemas/codec.ts";
+import type { Delivery } from "../schemas/codec.ts";
 import type { CatchUp } from "./catchup.ts";
+import type { DeliveryMode, GatewayMetrics } from "./metrics.ts";
 import type { Ownership } from "./ownership.ts";
 import type { Registry } from "./registry.ts";
 import type { Session } from "./session.ts";
+import { within, type GatewayTracing } from "./tracing.ts";
 
 export interface DeliveryDeps {
   readonly ownership: Ownership;
@@ -18,6 +22,8 @@ export interface DeliveryDeps {
   readonly catchUp: CatchUp;
   readonly epoch: string;
   readonly log: Logger;
+  readonly metrics: GatewayMetrics;
+  readonly tracing: GatewayTracing;
 }
 
 export interface BatchOutcome {
@@ -26,47 +32,112 @@ export interface BatchOutcome {
   readonly undecodable: number;
 }
 
+/**
+ * Delivers one batch. A record at or below the partition's position before the batch is read
+ * again (a catch-up seek): it goes only to sessions that lack it, is counted as a replay and
+ * gets a `process` span only when someone takes it; a record read for the first time always
+ * gets one (with tracing on), so a trace shows an event reached its gateway while its
+ * recipient was offline.
+ */
 export function deliverBatch(batch: Batch, deps: DeliveryDeps): BatchOutcome {
-  const { ownership, registry, catchUp } = deps;
+  const { ownership, registry, catchUp, metrics } = deps;
+  const tracing = deps.tracing.enabled ? deps.tracing : null;
   const p = batch.partition;
   const first = batch.records[0];
   if (first === undefined || !ownership.owns(p)) return { records: 0, delivered: 0, undecodable: 0 };
   catchUp.batchStarts(p, BigInt(first.offset));
+  const before = ownership.position(p) ?? -1n;
   let delivered = 0;
   let undecodable = 0;
+  let replayed = 0;
   for (const record of batch.records) {
     const offset = BigInt(record.offset);
+    const mode: DeliveryMode = offset <= before ? "replay" : "live";
+    if (mode === "replay") replayed += 1;
     ownership.advance(p, offset);
     catchUp.handled(p, offset);
-    // The key is the recipient: most records are for users elsewhere, so look before decoding.
     if (record.value === null || record.key === null) continue;
+    // Live records always get their process span; replayed ones only when someone takes them.
+    let traced = tracing !== null && mode === "live";
+    let span = traced && tracing !== null ? tracing.startProcess(record, deps.epoch, mode) : null;
+    // The key is the recipient: most records are for users elsewhere, so look before decoding.
     const sockets = registry.sockets(record.key.toString("utf8"));
-    if (sockets === undefined) continue;
-    const applied = catchUp.applied(p);
-    let text: string | null | undefined;
-    for (const session of sockets) {
-      if (session.partition !== p || !session.accept(offset, applied)) continue;
-      if (text === undefined) {
-        const decoded = tryDecodeDelivery(record.value);
-        // A producer that keyed a record by someone else than its recipient must not leak it.
-        const mine = decoded.ok && decoded.delivery.recipient === session.user;
-        text = mine ? eventText(decoded.delivery, `${deps.epoch}:${p}:${record.offset}`) : null;
-        if (text === null) {
-          undecodable += 1;
-          deps.log.warn(
-            {
-              partition: p,
-              offset: record.offset,
-              code: decoded.ok ? (mine ? "bad_json_data" : "key_mismatch") : decoded.error.code,
-            },
-            "undeliverable record skipped",
-          );
+    let taken = 0;
+    if (sockets !== undefined) {
+      const applied = catchUp.applied(p);
+      let event: { text: string; ts: number } | null | undefined;
+      for (const session of sockets) {
+        if (session.partition !== p || !session.accept(offset, applied)) continue;
+        taken += 1;
+        if (tracing !== null && !traced) {
+          traced = true;
+          span = tracing.startProcess(record, deps.epoch, mode);
         }
+        event ??=
+          span === null
+            ? decodeEvent(record, session.user, deps)
+            : within(span, () => decodeEvent(record, session.user, deps));
+        if (event === null) continue;
+        if (deliverTo(session, event, record, mode, span, deps)) delivered += 1;
       }
-      if (text !== null && session.writeText(text)) delivered += 1;
+      if (event === null) undecodable += 1;
+    }
+    if (span !== null) {
+      span.setAttribute("rt.recipient.sessions", taken);
+      span.end();
     }
   }
+  metrics.recordsRead += batch.records.length;
+  metrics.recordsReplayed += replayed;
   return { records: batch.records.length, delivered, undecodable };
+}
+
+function cursorOf(deps: DeliveryDeps, record: InRecord): string {
+  return `${deps.epoch}:${record.partition}:${record.offset}`;
+}
+
+/** The event frame of a record, or null (logged, counted) when it cannot be delivered. */
+function decodeEvent(
+  record: InRecord,
+  user: string | null,
+  deps: DeliveryDeps,
+): { text: string; ts: number } | null {
+  const decoded = tryDecodeDelivery(record.value!);
+  // A producer that keyed a record by someone else than its recipient must not leak it.
+  const mine = decoded.ok && decoded.delivery.recipient === user;
+  const text = mine ? eventText(decoded.delivery, cursorOf(deps, record)) : null;
+  if (text !== null && decoded.ok) return { text, ts: decoded.delivery.ts };
+  const code = decoded.ok ? (mine ? "bad_json_data" : "key_mismatch") : decoded.error.code;
+  deps.metrics.undeliverable.add(code);
+  deps.log.warn({ partition: record.partition, offset: record.offset, code }, "undeliverable record skipped");
+  return null;
+}
+
+/** One socket write, inside its `rt.ws.deliver` span when the record is traced. */
+function deliverTo(
+  session: Session,
+  event: { text: string; ts: number },
+  record: InRecord,
+  mode: DeliveryMode,
+  process: Span | null,
+  deps: DeliveryDeps,
+): boolean {
+  const traced = process !== null && process.isRecording();
+  if (!traced && !deps.log.isLevelEnabled("debug")) {
+    const ok = session.writeText(event.text);
+    if (ok) deps.metrics.delivered(event.ts, Date.now(), mode);
+    return ok;
+  }
+  const cursor = cursorOf(deps, record);
+  const span = traced ? deps.tracing.startDeliver(process, session.id, session.user ?? "", cursor) : null;
+  return within(span, () => {
+    const ok = session.writeText(event.text);
+    if (ok) deps.metrics.delivered(event.ts, Date.now(), mode);
+    span?.setAttribute("rt.delivery.ok", ok);
+    span?.end();
+    deps.log.debug({ conn: session.id, user: session.user, cursor, mode, ok }, "event delivered");
+    return ok;
+  });
 }
 
 /** The event frame, built once per record for all of the recipient's sockets. */

@@ -4,21 +4,24 @@
  * gateways as real processes through main.ts.
  */
 import { ensureTopics } from "../common/kafka/ensure-topics.ts";
+import { KafkaError } from "../common/kafka/errors.ts";
 import { createKafka } from "../common/kafka/kafkajs.ts";
 import { stickyAssigner } from "../common/kafka/sticky-assigner.ts";
 import type { Logger } from "../common/log.ts";
+import type { Telemetry } from "../common/telemetry.ts";
 import { topicSpecs } from "../schemas/topics.ts";
 import { createVerifier, type AuthConfig } from "./auth.ts";
 import type { GatewayConfig } from "./config.ts";
 import { CatchUp } from "./catchup.ts";
 import { deliverBatch } from "./delivery.ts";
 import { LogBounds } from "./log-bounds.ts";
-import type { ResumeReason } from "./resume.ts";
+import { GatewayMetrics, type GatewayGauges } from "./metrics.ts";
 import { Ownership } from "./ownership.ts";
 import { Registry } from "./registry.ts";
 import { createSendBatcher } from "./send-batcher.ts";
 import { startServer } from "./server.ts";
 import { jitter, type Session, type SessionDeps } from "./session.ts";
+import { GatewayTracing } from "./tracing.ts";
 import { loadNativeUws } from "./uws.ts";
 
 export interface Gateway {
@@ -33,7 +36,12 @@ export function epochOf(partitionCount: number): string {
   return `p${partitionCount.toString(36)}`;
 }
 
-export async function startGateway(config: GatewayConfig, auth: AuthConfig, log: Logger): Promise<Gateway> {
+export async function startGateway(
+  config: GatewayConfig,
+  auth: AuthConfig,
+  log: Logger,
+  telemetry: Telemetry,
+): Promise<Gateway> {
   const uws = loadNativeUws();
   const verifier = createVerifier(auth);
   const topic = config.topics.names.deliveries;
@@ -43,8 +51,36 @@ export async function startGateway(config: GatewayConfig, auth: AuthConfig, log:
   const partitionCount = (await admin.partitionCount(topic)) ?? config.topics.deliveriesPartitions;
   const epoch = epochOf(partitionCount);
   const producer = await kafka.producer();
+  // Filled in below, once what the gauges read exists.
+  let gauges: GatewayGauges | null = null;
+  const metrics = new GatewayMetrics(telemetry.meter, topic, config.groupId, {
+    connections: () => gauges?.connections() ?? { open: 0, live: 0 },
+    users: () => gauges?.users() ?? 0,
+    ownedPartitions: () => gauges?.ownedPartitions() ?? 0,
+    lag: () => gauges?.lag() ?? [],
+    sendQueue: () => gauges?.sendQueue() ?? { queued: 0, inFlight: 0 },
+    catchUp: () => gauges?.catchUp() ?? { scans: 0 },
+  });
+  const tracing = new GatewayTracing(
+    telemetry.tracer,
+    telemetry.tracing,
+    topic,
+    config.groupId,
+    telemetry.followsParent,
+  );
   const batcher = createSendBatcher({
-    send: (t, records) => producer.send(t, records),
+    send: async (t, records) => {
+      const started = performance.now();
+      try {
+        const positions = await producer.send(t, records);
+        metrics.producedBatch(records.length, performance.now() - started, undefined);
+        return positions;
+      } catch (e) {
+        const type = e instanceof KafkaError ? (e.retriable ? "unavailable" : "rejected") : "error";
+        metrics.producedBatch(records.length, performance.now() - started, type);
+        throw e;
+      }
+    },
     lingerMs: config.produceLingerMs,
     maxQueuedRecords: config.maxQueuedSends,
     maxBatchBytes: config.produceMaxBatchBytes,
@@ -58,14 +94,14 @@ export async function startGateway(config: GatewayConfig, auth: AuthConfig, log:
   // requested before that have nothing to move.
   let seek: (partition: number, offset: bigint) => void = () => {};
   const catchUp = new CatchUp((p, offset) => seek(p, offset));
-  const resumes: Partial<Record<"recovered" | ResumeReason, number>> = {};
   const counters = { eventsDelivered: 0, recordsRead: 0, undecodable: 0 };
+  /** Per owned partition, the high watermark of its last batch: the consumer lag's reference. */
+  const highWatermarks = new Map<number, bigint>();
   const sessionDeps: SessionDeps = {
     logBounds: new LogBounds(admin, topic, config.resumeMaxAgeMs),
     catchUp,
-    onResume: (outcome) => {
-      resumes[outcome] = (resumes[outcome] ?? 0) + 1;
-    },
+    metrics,
+    tracing,
     config,
     verifier,
     ownership,
@@ -80,6 +116,8 @@ export async function startGateway(config: GatewayConfig, auth: AuthConfig, log:
     config,
     verifier,
     log,
+    metrics,
+    metricsText: () => telemetry.metricsText(),
     sessionDeps: () => sessionDeps,
     draining: () => draining,
     connectionCount: () => registry.connections,
@@ -87,7 +125,7 @@ export async function startGateway(config: GatewayConfig, auth: AuthConfig, log:
       connections: registry.connections,
       users: registry.userCount,
       owned: [...ownership.owned].sort((a, b) => a - b),
-      resumes,
+      resumes: metrics.resumes.toObject(),
       catchUp: catchUp.stats(),
       ...counters,
       sends: batcher.stats(),
@@ -112,9 +150,37 @@ export async function startGateway(config: GatewayConfig, auth: AuthConfig, log:
     autoCommit: false,
   });
   seek = (p, offset) => consumer.seek(topic, p, String(offset));
-  const deliveryDeps = { ownership, registry, catchUp, epoch, log: log.child({ component: "delivery" }) };
+  gauges = {
+    connections: () => ({ open: server.connections(), live: registry.connections }),
+    users: () => registry.userCount,
+    ownedPartitions: () => ownership.owned.size,
+    *lag() {
+      for (const p of ownership.owned) {
+        const hw = highWatermarks.get(p);
+        const position = ownership.position(p);
+        if (hw === undefined || position === undefined) continue;
+        const lag = hw - (position + 1n);
+        yield { partition: p, records: Number(lag > 0n ? lag : 0n) };
+      }
+    },
+    sendQueue: () => {
+      const s = batcher.stats();
+      return { queued: s.queuedRecords, inFlight: s.inFlightRecords };
+    },
+    catchUp: () => catchUp.stats(),
+  };
+  const deliveryDeps = {
+    ownership,
+    registry,
+    catchUp,
+    epoch,
+    log: log.child({ component: "delivery" }),
+    metrics,
+    tracing,
+  };
   await consumer.run({
     eachBatch: async (batch) => {
+      if (ownership.owns(batch.partition)) highWatermarks.set(batch.partition, BigInt(batch.highWatermark));
       const r = deliverBatch(batch, deliveryDeps);
       counters.recordsRead += r.records;
       counters.eventsDelivered += r.delivered;
@@ -122,7 +188,11 @@ export async function startGateway(config: GatewayConfig, auth: AuthConfig, log:
     },
     onAssignment: (assignment) => {
       const { gained, lost } = ownership.assign(assignment[topic] ?? []);
-      for (const p of lost) catchUp.forget(p);
+      metrics.rebalances += 1;
+      for (const p of lost) {
+        catchUp.forget(p);
+        highWatermarks.delete(p);
+      }
       log.info({ owned: [...ownership.owned].sort((a, b) => a - b), gained, lost }, "partitions assigned");
       if (lost.length === 0) return;
       const moved = new Set(lost);

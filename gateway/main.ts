@@ -6,6 +6,7 @@ import { exitWithParent } from "../common/parent-watch.ts";
 import { ConfigError } from "../common/env.ts";
 import { KafkaError } from "../common/kafka/errors.ts";
 import { createLogger } from "../common/log.ts";
+import { readTelemetryConfig, startTelemetry } from "../common/telemetry.ts";
 import { readAuthConfig } from "./auth.ts";
 import { readGatewayConfig } from "./config.ts";
 import { startGateway } from "./gateway.ts";
@@ -17,8 +18,15 @@ async function main(): Promise<void> {
   const config = readGatewayConfig(process.env);
   brokers = config.kafka.brokers.join(",");
   const auth = readAuthConfig(process.env);
+  const telemetryConfig = readTelemetryConfig(process.env, {
+    serviceName: "rt-gateway",
+    instanceId: config.nodeId,
+  });
+  // Before the logger: with tracing on, the SDK's context manager is what puts span ids on log lines.
+  const telemetry = startTelemetry(telemetryConfig);
   const log = createLogger({ service: "gateway", level: config.logLevel }).child({ node: config.nodeId });
-  const gateway = await startGateway(config, auth, log);
+  log.info(telemetryConfig.describe);
+  const gateway = await startGateway(config, auth, log, telemetry);
   // Machine-readable line for supervisors and tests.
   console.log(
     JSON.stringify({ event: "gateway_ready", url: gateway.url, port: gateway.port, node: config.nodeId }),
@@ -33,16 +41,19 @@ async function main(): Promise<void> {
       process.exit(1);
     }, config.shutdownGraceMs);
     force.unref();
-    gateway.stop().then(
-      () => {
-        log.info("stopped");
-        process.exit(0);
-      },
-      (e: unknown) => {
-        log.error({ err: e }, "drain failed");
-        process.exit(1);
-      },
-    );
+    gateway
+      .stop()
+      .then(() => telemetry.shutdown())
+      .then(
+        () => {
+          log.info("stopped");
+          process.exit(0);
+        },
+        (e: unknown) => {
+          log.error({ err: e }, "drain failed");
+          process.exit(1);
+        },
+      );
   };
   process.on("SIGTERM", onSignal);
   exitWithParent(process.env, () => onSignal("SIGTERM"));

@@ -1,13 +1,15 @@
 /**
- * The uWebSockets.js shell: HTTP routes (/healthz, /readyz), the WebSocket endpoint /v1/ws
+ * The uWebSockets.js shell: HTTP routes (/healthz, /readyz, /v1/stats, /metrics), the WebSocket endpoint /v1/ws
  * and the mapping of uWS callbacks onto Session. Upgrade requests are copied before any
  * await (uWS request objects die with the callback) and aborts are handled.
  */
 import type { HttpRequest, HttpResponse, TemplatedApp, WebSocket, us_listen_socket } from "uWebSockets.js";
 import type { Logger } from "../common/log.ts";
+import { PROMETHEUS_CONTENT_TYPE } from "../common/telemetry.ts";
 import { parseCursor } from "../schemas/cursor.ts";
 import type { Verifier } from "./auth.ts";
 import type { GatewayConfig } from "./config.ts";
+import type { GatewayMetrics } from "./metrics.ts";
 import { Session, type PreAuth, type SessionDeps } from "./session.ts";
 import type { UwsModule } from "./uws.ts";
 
@@ -25,6 +27,9 @@ export interface ServerHooks {
   readonly config: GatewayConfig;
   readonly verifier: Verifier;
   readonly log: Logger;
+  readonly metrics: GatewayMetrics;
+  /** The Prometheus exposition of every metric, for GET /metrics. */
+  readonly metricsText: () => Promise<string>;
   readonly sessionDeps: () => SessionDeps;
   /** null when ready; otherwise why not. */
   readonly notReadyReason: () => string | null;
@@ -40,6 +45,8 @@ export interface Server {
   stopListening(): void;
   /** Every open session. */
   sessions(): Iterable<Session>;
+  /** Open WebSockets, welcomed or not. */
+  connections(): number;
 }
 
 function json(res: HttpResponse, status: string, body: unknown): void {
@@ -68,6 +75,26 @@ export async function startServer(uws: UwsModule, hooks: ServerHooks): Promise<S
 
   app.get("/v1/stats", (res) => json(res, "200 OK", { node: config.nodeId, ...hooks.stats() }));
 
+  app.get("/metrics", (res) => {
+    let aborted = false;
+    res.onAborted(() => {
+      aborted = true;
+    });
+    hooks.metricsText().then(
+      (text) => {
+        if (aborted) return;
+        res.cork(() => {
+          res.writeStatus("200 OK").writeHeader("content-type", PROMETHEUS_CONTENT_TYPE).end(text);
+        });
+      },
+      (e: unknown) => {
+        log.error({ err: e }, "collecting metrics failed");
+        if (!aborted)
+          json(res, "500 Internal Server Error", { error: "internal", message: "metrics failed" });
+      },
+    );
+  });
+
   app.ws<SocketData>(WS_PATH, {
     // uWS drops a connection whose frame exceeds this before we see it; frames between the
     // configured limit and this hard cap get the typed too_big close from the session.
@@ -83,11 +110,14 @@ export async function startServer(uws: UwsModule, hooks: ServerHooks): Promise<S
       const extensions = req.getHeader("sec-websocket-extensions");
       const authorization = req.getHeader("authorization");
       const cursorHeader = req.getHeader("x-rt-cursor");
+      const refused = hooks.metrics.upgradesRefused;
       if (hooks.draining()) {
+        refused.add("draining");
         json(res, "503 Service Unavailable", { error: "draining", message: "this gateway is shutting down" });
         return;
       }
       if (hooks.connectionCount() >= config.limits.maxConnections) {
+        refused.add("at_capacity");
         json(res, "503 Service Unavailable", {
           error: "at_capacity",
           message: "this gateway is full; retry",
@@ -99,6 +129,7 @@ export async function startServer(uws: UwsModule, hooks: ServerHooks): Promise<S
         const offered = protocolHeader.split(",").map((s) => s.trim());
         protocol = offered.find((p) => (SUBPROTOCOLS as readonly string[]).includes(p)) ?? "";
         if (protocol === "") {
+          refused.add("unsupported_subprotocol");
           json(res, "400 Bad Request", {
             error: "unsupported_subprotocol",
             message: `supported subprotocols: ${SUBPROTOCOLS.join(", ")}`,
@@ -122,6 +153,7 @@ export async function startServer(uws: UwsModule, hooks: ServerHooks): Promise<S
       }
       const m = /^Bearer ([^\s]+)$/i.exec(authorization);
       if (m === null) {
+        refused.add("bad_authorization");
         json(res, "401 Unauthorized", {
           error: "unauthorized",
           message: "Authorization must be: Bearer <token>",
@@ -129,6 +161,7 @@ export async function startServer(uws: UwsModule, hooks: ServerHooks): Promise<S
         return;
       }
       if (cursorHeader !== "" && !parseCursor(cursorHeader).ok) {
+        refused.add("bad_cursor");
         json(res, "400 Bad Request", {
           error: "bad_cursor",
           message: "X-RT-Cursor must be epoch:partition:offset",
@@ -142,6 +175,7 @@ export async function startServer(uws: UwsModule, hooks: ServerHooks): Promise<S
       void hooks.verifier.verify(m[1]!).then((r) => {
         if (aborted) return;
         if (!r.ok) {
+          hooks.metrics.authFailures.add(`upgrade:${r.reason}`);
           log.info({ reason: r.reason }, "upgrade refused");
           if (r.reason === "jwks_unavailable" || r.reason === "closed") {
             json(res, "503 Service Unavailable", { error: "unavailable", message: r.message });
@@ -228,5 +262,6 @@ export async function startServer(uws: UwsModule, hooks: ServerHooks): Promise<S
       uws.us_listen_socket_close(listenSocket);
     },
     sessions: () => open,
+    connections: () => open.size,
   };
 }

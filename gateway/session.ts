@@ -22,12 +22,14 @@ import { parseCursor } from "../schemas/cursor.ts";
 import type { Verifier } from "./auth.ts";
 import type { CatchUp } from "./catchup.ts";
 import type { LogBounds } from "./log-bounds.ts";
-import { planResume, type ResumeReason } from "./resume.ts";
+import type { GatewayMetrics } from "./metrics.ts";
+import { planResume } from "./resume.ts";
 import type { GatewayConfig } from "./config.ts";
 import type { Ownership } from "./ownership.ts";
 import { createTokenBucket, type TokenBucket } from "./rate-limit.ts";
 import type { Registry } from "./registry.ts";
 import type { SendBatcher } from "./send-batcher.ts";
+import { inContext, type GatewayTracing, type SendTrace } from "./tracing.ts";
 
 /** The transport under a session. `send` reports false when the socket is gone. */
 export interface Socket {
@@ -47,8 +49,8 @@ export interface SessionDeps {
   readonly draining: () => boolean;
   readonly logBounds: LogBounds;
   readonly catchUp: CatchUp;
-  /** Counts resumes: `recovered` or the reason they were not. */
-  readonly onResume: (outcome: "recovered" | ResumeReason) => void;
+  readonly metrics: GatewayMetrics;
+  readonly tracing: GatewayTracing;
 }
 
 /** A user authenticated on the upgrade request (Authorization: Bearer). */
@@ -137,6 +139,7 @@ export class Session {
 
   /** Writes a server frame; false when the session is closed. */
   write(frame: ServerFrame): boolean {
+    this.deps.metrics.framesOut.add(frame.op);
     return this.writeText(encodeServerFrame(frame));
   }
 
@@ -148,6 +151,7 @@ export class Session {
   /** Closes with a code of the close-code table (the socket's close handler calls `closed`). */
   close(name: CloseName, retryAfterMs?: number): void {
     if (this.#state === "closed") return;
+    this.deps.metrics.closes.add(name);
     this.socket.close(closeCodeByName(name).code, formatCloseReason(name, retryAfterMs));
     this.closed();
   }
@@ -175,6 +179,7 @@ export class Session {
 
   /** One binary message on the JSON protocol: a protocol violation. */
   onBinary(): void {
+    this.deps.metrics.framesIn.add("binary");
     this.#fail("bad_frame", "binary messages are not part of the JSON protocol (rt.v1)", "bad_frame");
   }
 
@@ -191,10 +196,12 @@ export class Session {
     }
     const decoded = decodeClientFrame(text, this.#frameLimits);
     if (!decoded.ok) {
+      this.deps.metrics.framesIn.add("invalid");
       this.#onBadFrame(text, decoded.error);
       return;
     }
     const frame = decoded.frame;
+    this.deps.metrics.framesIn.add(frame.op);
     if (this.#state !== "live") {
       if (frame.op === "hello" && this.#state === "hello") void this.#onHello(frame.token, frame.cursor);
       else if (frame.op === "hello")
@@ -234,6 +241,7 @@ export class Session {
     const result = await this.deps.verifier.verify(token);
     if (this.#isClosed()) return;
     if (!result.ok) {
+      this.deps.metrics.authFailures.add(`hello:${result.reason}`);
       if (result.reason === "jwks_unavailable" || result.reason === "closed") {
         // The identity provider is down, the token may be fine: retry later, do not give up.
         this.#fail("unavailable", result.message, "server_error");
@@ -258,6 +266,7 @@ export class Session {
         this.#fail("unavailable", `no gateway owns partition ${partition} right now; retry`, "server_error");
         return;
       }
+      this.deps.metrics.redirects += 1;
       this.#log.debug({ user, partition, url }, "redirect");
       this.write({ op: "redirect", url });
       this.close("moved");
@@ -306,7 +315,7 @@ export class Session {
       ageStart: bounds?.ageStart ?? 0n,
       scanMax: config.resumeScanMax,
     });
-    this.deps.onResume(plan.recovered ? "recovered" : plan.reason);
+    this.deps.metrics.resumes.add(plan.recovered ? "recovered" : plan.reason);
     this.#user = user;
     this.#partition = partition;
     this.#lastOffset = plan.startAfter;
@@ -341,7 +350,14 @@ export class Session {
         }, config.resumeTimeoutMs);
       }
     }
-    this.#log.debug({ user, partition }, "session live");
+    if (!plan.recovered && plan.reason !== "no_cursor") {
+      // The client must resync from its application: worth a line for whoever looks for a lost event.
+      this.#log.info({ user, partition, cursor: cursorText, reason: plan.reason }, "resume not recovered");
+    }
+    this.#log.debug(
+      { user, partition, cursor: cursorText, recovered: plan.recovered, startAfter: String(plan.startAfter) },
+      "session live",
+    );
   }
 
   #armExpiry(expiresAtMs: number): void {
@@ -394,6 +410,7 @@ export class Session {
     const result = await this.deps.verifier.verify(token);
     if (this.#state !== "live") return;
     if (!result.ok) {
+      this.deps.metrics.authFailures.add(`refresh:${result.reason}`);
       const code = result.reason === "expired" ? "token_expired" : "unauthorized";
       this.write({ op: "ack", id, ok: false, error: { code, message: result.message } });
       return;
@@ -411,45 +428,40 @@ export class Session {
     this.write({ op: "ack", id, ok: true });
   }
 
+  /** A send refused before it reached the produce queue. */
+  #refuseSend(id: string, code: ErrorCode, message: string): void {
+    this.deps.metrics.acked(code, 0);
+    this.write({ op: "ack", id, ok: false, error: { code, message } });
+  }
+
   #onSend(frame: SendFrame): void {
     if (this.deps.draining()) {
-      this.write({
-        op: "ack",
-        id: frame.id,
-        ok: false,
-        error: { code: "unavailable", message: "this gateway is restarting; resend after reconnecting" },
-      });
+      this.#refuseSend(frame.id, "unavailable", "this gateway is restarting; resend after reconnecting");
       return;
     }
+    const startedMs = performance.now();
     const now = Date.now();
     const take = this.#bucket.take(now);
     if (!take.ok) {
       if (!this.#abuse.take(now).ok) {
+        this.deps.metrics.sends.add("rate_limited");
         this.#fail("rate_limited", "kept sending past the rate limit", "rate_limited");
         return;
       }
-      this.write({
-        op: "ack",
-        id: frame.id,
-        ok: false,
-        error: {
-          code: "rate_limited",
-          message: `over ${this.deps.config.limits.sendsPerSecond} sends/s; retry in ${take.retryAfterMs} ms`,
-        },
-      });
+      this.#refuseSend(
+        frame.id,
+        "rate_limited",
+        `over ${this.deps.config.limits.sendsPerSecond} sends/s; retry in ${take.retryAfterMs} ms`,
+      );
       return;
     }
     const target = parseTarget(frame.to);
     if (target === undefined || target.kind !== "user") {
-      this.write({
-        op: "ack",
-        id: frame.id,
-        ok: false,
-        error: {
-          code: "forbidden",
-          message: `sending to ${target?.kind ?? "this target"} is not enabled on this gateway`,
-        },
-      });
+      this.#refuseSend(
+        frame.id,
+        "forbidden",
+        `sending to ${target?.kind ?? "this target"} is not enabled on this gateway`,
+      );
       return;
     }
     const user = this.#user!;
@@ -464,27 +476,63 @@ export class Session {
       attributes: {},
     });
     const partition = partitionForKey(target.user, this.deps.partitionCount);
+    const { tracing } = this.deps;
+    // Tracing off: the client's traceparent (if any) still travels, so a traced backend downstream
+    // sees it. On: the header carries this gateway's produce span.
+    const st: SendTrace | null = tracing.enabled
+      ? tracing.startSend({
+          conn: this.id,
+          user,
+          id: frame.id,
+          to: frame.to,
+          recipient: target.user,
+          partition,
+          traceparent: frame.traceparent,
+        })
+      : null;
+    const headers =
+      st?.headers ?? (frame.traceparent === undefined ? undefined : { traceparent: frame.traceparent });
     void this.deps.batcher
       .enqueue(this.deps.config.topics.names.deliveries, {
         key: target.user,
         value,
         partition,
         timestampMs: now,
-        ...(frame.traceparent === undefined ? {} : { headers: { traceparent: frame.traceparent } }),
+        ...(headers === undefined ? {} : { headers }),
       })
       .then((r) => {
-        if (r.ok) {
-          this.write({
-            op: "ack",
-            id: frame.id,
-            ok: true,
-            cursor: `${this.deps.epoch}:${r.position.partition}:${r.position.offset}`,
-          });
-        } else {
-          const code: ErrorCode =
-            r.code === "queue_full" ? "queue_full" : r.code === "rejected" ? "internal" : "unavailable";
-          this.write({ op: "ack", id: frame.id, ok: false, error: { code, message: r.message } });
+        const cursor = r.ok ? `${this.deps.epoch}:${r.position.partition}:${r.position.offset}` : undefined;
+        const code: ErrorCode | "ok" = r.ok
+          ? "ok"
+          : r.code === "queue_full"
+            ? "queue_full"
+            : r.code === "rejected"
+              ? "internal"
+              : "unavailable";
+        const ack = () => {
+          if (r.ok) this.write({ op: "ack", id: frame.id, ok: true, cursor });
+          else
+            this.write({
+              op: "ack",
+              id: frame.id,
+              ok: false,
+              error: { code: code as ErrorCode, message: r.message },
+            });
+          this.deps.metrics.acked(code, performance.now() - startedMs);
+          if (this.#log.isLevelEnabled("debug")) {
+            this.#log.debug({ id: frame.id, to: target.user, partition, cursor, result: code }, "send acked");
+          }
+        };
+        if (st === null) {
+          ack();
+          return;
         }
+        tracing.produced(
+          st,
+          r.ok ? { offset: r.position.offset, cursor: cursor! } : { error: r.code, message: r.message },
+        );
+        inContext(st.context, ack);
+        tracing.acked(st, code, cursor);
       });
   }
 }

@@ -1,12 +1,30 @@
 /**
  * The load test's command line, parsed and validated as a pure function: argv in, options or a
  * one-line error naming the flag out. Accepts `--flag value` and `--flag=value`; every flag at
- * most once.
+ * most once. The first argument names the scenario: `direct` (here) or `churn` (churn-args.ts).
  */
+import { CHURN_USAGE, parseChurn, type ChurnOptions } from "./churn-args.ts";
+import {
+  decimal,
+  fail,
+  FlagError,
+  integer,
+  MAX_MESSAGES_PER_RUN,
+  PER_CONNECTION_MAX_DEFAULT,
+  processList,
+  splitFlags,
+  type ProcessRef,
+} from "./flags.ts";
 import { checkTargetUrl } from "./loopback.ts";
 
-export const USAGE = `usage: npm run loadtest -- direct [flags]
+export { MAX_MESSAGES_PER_RUN, type ProcessRef };
 
+const SCENARIOS = "`direct` or `churn`";
+
+export const USAGE = `usage: npm run loadtest -- direct [flags]
+       npm run loadtest -- churn [flags]
+
+direct: user-to-user events through running gateways, measured end to end
   --gateway <ws-url>        gateway to connect to; redirects are followed (default ws://127.0.0.1:8081/v1/ws)
   --pairs <n>               sender/receiver pairs, 2 connections each (default 200)
   --rate <msgs/s>           total offered send rate, spread evenly over the senders (default 5000)
@@ -19,12 +37,9 @@ export const USAGE = `usage: npm run loadtest -- direct [flags]
   --pids <name=pid,...>     processes whose CPU time to report, e.g. kafka=123,gw1=456
   --local-addresses <n>     rotate source addresses over 127.0.0.1..127.0.0.n; 0 lets the OS choose (default 16)
   --per-connection-max <n>  largest sends/s per sender allowed; raise with RT_SENDS_PER_S (default 40)
-  --allow-remote            allow a gateway that is not loopback (only for a real cluster you own)`;
+  --allow-remote            allow a gateway that is not loopback (only for a real cluster you own)
 
-export interface ProcessRef {
-  readonly name: string;
-  readonly pid: number;
-}
+${CHURN_USAGE}`;
 
 export interface DirectOptions {
   readonly scenario: "direct";
@@ -44,7 +59,7 @@ export interface DirectOptions {
 }
 
 export type ParseResult =
-  | { readonly kind: "run"; readonly options: DirectOptions }
+  | { readonly kind: "run"; readonly options: DirectOptions | ChurnOptions }
   | { readonly kind: "help" }
   | { readonly kind: "error"; readonly message: string };
 
@@ -57,11 +72,8 @@ export const DEFAULTS = {
   graceS: 10,
   payloadBytes: 100,
   localAddresses: 16,
-  perConnectionMax: 40,
+  perConnectionMax: PER_CONNECTION_MAX_DEFAULT,
 } as const;
-
-/** The most messages one run may send: 9 bytes of state each, so this bounds memory (90 MB). */
-export const MAX_MESSAGES_PER_RUN = 10_000_000;
 
 const VALUE_FLAGS = [
   "gateway",
@@ -80,76 +92,9 @@ const VALUE_FLAGS = [
 type ValueFlag = (typeof VALUE_FLAGS)[number];
 const BOOLEAN_FLAGS = ["allow-remote"] as const;
 
-class FlagError extends Error {}
-
-function fail(flag: string, message: string): never {
-  throw new FlagError(`--${flag}: ${message}`);
-}
-
-function integer(flag: string, text: string, min: number, max: number): number {
-  if (!/^\d{1,9}$/.test(text)) fail(flag, `${JSON.stringify(text)} is not a whole number`);
-  const n = Number(text);
-  if (n < min || n > max) fail(flag, `${n} is out of range [${min}, ${max}]`);
-  return n;
-}
-
-function decimal(flag: string, text: string, min: number, max: number): number {
-  if (!/^\d{1,9}(\.\d{1,6})?$/.test(text)) fail(flag, `${JSON.stringify(text)} is not a number`);
-  const n = Number(text);
-  if (n < min || n > max) fail(flag, `${n} is out of range [${min}, ${max}]`);
-  return n;
-}
-
-function processList(text: string): ProcessRef[] {
-  const list: ProcessRef[] = [];
-  for (const item of text.split(",")) {
-    const m = /^([A-Za-z0-9_.-]{1,32})=(\d{1,9})$/.exec(item);
-    if (m === null) fail("pids", `${JSON.stringify(item)} is not name=pid (name: 1-32 of [A-Za-z0-9_.-])`);
-    const pid = Number(m[2]);
-    if (pid < 1) fail("pids", `pid of ${m[1]} must be >= 1`);
-    if (list.some((p) => p.name === m[1])) fail("pids", `name ${m[1]} is given twice`);
-    list.push({ name: m[1]!, pid });
-  }
-  if (list.length > 32) fail("pids", `at most 32 processes, got ${list.length}`);
-  return list;
-}
-
-function isValueFlag(name: string): name is ValueFlag {
-  return (VALUE_FLAGS as readonly string[]).includes(name);
-}
-
-function parseOrThrow(argv: readonly string[]): ParseResult {
-  if (argv.includes("--help") || argv.includes("-h")) return { kind: "help" };
-  const [scenario, ...rest] = argv;
-  if (scenario === undefined) throw new FlagError("missing scenario: expected `direct` (see --help)");
-  if (scenario !== "direct") {
-    throw new FlagError(`unknown scenario ${JSON.stringify(scenario)}: expected \`direct\` (see --help)`);
-  }
-  const values = new Map<ValueFlag, string>();
-  let allowRemote = false;
-  for (let i = 0; i < rest.length; i++) {
-    const arg = rest[i]!;
-    const m = /^--([a-z-]+)(?:=(.*))?$/s.exec(arg);
-    if (m === null) throw new FlagError(`unexpected argument ${JSON.stringify(arg)} (flags start with --)`);
-    const name = m[1]!;
-    if ((BOOLEAN_FLAGS as readonly string[]).includes(name)) {
-      if (m[2] !== undefined) fail(name, "takes no value");
-      if (allowRemote) fail(name, "is given twice");
-      allowRemote = true;
-      continue;
-    }
-    if (!isValueFlag(name)) throw new FlagError(`unknown flag --${name} (see --help)`);
-    if (values.has(name)) fail(name, "is given twice");
-    let value = m[2];
-    if (value === undefined) {
-      value = rest[i + 1];
-      if (value === undefined || value.startsWith("--")) fail(name, "needs a value");
-      i++;
-    }
-    if (value === "") fail(name, "needs a non-empty value");
-    values.set(name, value);
-  }
-
+function parseDirect(rest: readonly string[]): DirectOptions {
+  const { values, booleans } = splitFlags(rest, VALUE_FLAGS, BOOLEAN_FLAGS, "direct");
+  const allowRemote = booleans.has("allow-remote");
   const get = (flag: ValueFlag): string | undefined => values.get(flag);
   const gateway = get("gateway") ?? DEFAULTS.gateway;
   const target = checkTargetUrl(gateway, allowRemote);
@@ -192,24 +137,30 @@ function parseOrThrow(argv: readonly string[]): ParseResult {
     );
   }
   return {
-    kind: "run",
-    options: {
-      scenario: "direct",
-      gateway: target.url.href,
-      pairs,
-      ratePerS,
-      durationS,
-      warmupS,
-      graceS,
-      payloadBytes,
-      secret: get("secret"),
-      out: get("out"),
-      pids,
-      localAddresses,
-      perConnectionMax,
-      allowRemote,
-    },
+    scenario: "direct",
+    gateway: target.url.href,
+    pairs,
+    ratePerS,
+    durationS,
+    warmupS,
+    graceS,
+    payloadBytes,
+    secret: get("secret"),
+    out: get("out"),
+    pids,
+    localAddresses,
+    perConnectionMax,
+    allowRemote,
   };
+}
+
+function parseOrThrow(argv: readonly string[]): ParseResult {
+  if (argv.includes("--help") || argv.includes("-h")) return { kind: "help" };
+  const [scenario, ...rest] = argv;
+  if (scenario === undefined) throw new FlagError(`missing scenario: expected ${SCENARIOS} (see --help)`);
+  if (scenario === "direct") return { kind: "run", options: parseDirect(rest) };
+  if (scenario === "churn") return { kind: "run", options: parseChurn(rest) };
+  throw new FlagError(`unknown scenario ${JSON.stringify(scenario)}: expected ${SCENARIOS} (see --help)`);
 }
 
 /** Parses the arguments after `loadtest`. Never throws. */

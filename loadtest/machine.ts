@@ -8,7 +8,7 @@ import { readFileSync } from "node:fs";
 import { cpus, loadavg, release, totalmem } from "node:os";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
-import { parseProcStatTicks } from "./proc-stat.ts";
+import { parseMaxOpenFiles, parseProcStatTicks, parseVmRssBytes } from "./proc-stat.ts";
 
 export const REPO_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), "..");
 
@@ -72,6 +72,24 @@ export function clockTicksPerSecond(): number {
 export function processTicks(pid: number): number | null {
   try {
     return parseProcStatTicks(readFileSync(`/proc/${pid}/stat`, "utf8"));
+  } catch {
+    return null;
+  }
+}
+
+/** Resident memory of a process (VmRSS), in bytes; null if it cannot be read. */
+export function processRssBytes(pid: number): number | null {
+  try {
+    return parseVmRssBytes(readFileSync(`/proc/${pid}/status`, "utf8"));
+  } catch {
+    return null;
+  }
+}
+
+/** How many files this process may open (`ulimit -n`, the soft limit); null if unknown. */
+export function openFilesLimit(): number | null {
+  try {
+    return parseMaxOpenFiles(readFileSync("/proc/self/limits", "utf8"));
   } catch {
     return null;
   }

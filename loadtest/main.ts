@@ -1,20 +1,26 @@
 /**
- * `npm run loadtest -- direct [flags]` (see args.ts for the flags, docs/BENCHMARKS.md for the
- * method). Exit codes: 0 the run completed and lost nothing; 1 it lost messages, was interrupted,
- * could not connect, or hit its hard deadline; 2 a bad flag.
+ * `npm run loadtest -- <scenario> [flags]`: `direct` (direct.ts) or `churn` (churn.ts); see
+ * args.ts for the flags, docs/BENCHMARKS.md for the method. Exit codes: 0 the run completed and
+ * lost nothing; 1 it lost messages, was interrupted, could not set up or connect, or hit its
+ * hard deadline; 2 a bad flag.
  *
- * The hard deadline (warmup + duration + grace + 30 s) is a backstop: the run ends by itself
- * long before it, but nothing may keep this process alive past it.
+ * The hard deadline (each phase's bound plus slack) is a backstop: the run ends by itself long
+ * before it, but nothing may keep this process alive past it. Child processes a scenario
+ * started are SIGKILLed on every way out of this process (the `exit` handler).
  */
 import { mkdirSync, writeFileSync } from "node:fs";
 import { dirname, join, relative, resolve } from "node:path";
-import { parseArgs, redactArgv, USAGE } from "./args.ts";
+import { parseArgs, redactArgv, USAGE, type DirectOptions } from "./args.ts";
+import type { ChurnOptions } from "./churn-args.ts";
+import { churnDeadlineS, ChurnSetupError, runChurn } from "./churn.ts";
+import { churnSummaryText } from "./churn-report.ts";
 import { HARD_DEADLINE_SLACK_S, runDirect, RunSetupError } from "./direct.ts";
 import { processTicks, REPO_ROOT } from "./machine.ts";
-import { summaryText, type DirectResult } from "./report.ts";
+import { summaryText } from "./report.ts";
+import { killAllNow } from "./services.ts";
 
 /** Pretty JSON; through prettier when it is installed, so result files pass `prettier --check`. */
-async function formatJson(result: DirectResult, file: string): Promise<string> {
+async function formatJson(result: unknown, file: string): Promise<string> {
   const text = JSON.stringify(result, null, 2) + "\n";
   try {
     const prettier = await import("prettier");
@@ -25,12 +31,41 @@ async function formatJson(result: DirectResult, file: string): Promise<string> {
   }
 }
 
-function defaultOut(): string {
+function defaultOut(scenario: string): string {
   const stamp = new Date()
     .toISOString()
     .replace(/[:.]/g, "-")
     .replace(/-\d{3}Z$/, "Z");
-  return join(REPO_ROOT, "loadtest", "results", `direct-${stamp}.json`);
+  return join(REPO_ROOT, "loadtest", "results", `${scenario}-${stamp}.json`);
+}
+
+function shown(file: string): string {
+  const r = relative(process.cwd(), file);
+  return r === "" || r.startsWith("..") ? file : r;
+}
+
+const log = (line: string) => process.stderr.write(line + "\n");
+
+async function direct(options: DirectOptions, argv: string[], out: string, signal: AbortSignal) {
+  const result = await runDirect(options, ["tsx", "loadtest/main.ts", ...redactArgv(argv)], signal, log);
+  writeFileSync(out, await formatJson(result, out));
+  console.log(summaryText(result, shown(out)));
+  return result.completed && result.totals.lost === 0 ? 0 : 1;
+}
+
+async function churn(options: ChurnOptions, argv: string[], out: string, signal: AbortSignal) {
+  const logFile = out.replace(/\.json$/, "") + ".services.log";
+  const result = await runChurn(
+    options,
+    ["tsx", "loadtest/main.ts", ...redactArgv(argv)],
+    signal,
+    log,
+    logFile,
+  );
+  writeFileSync(out, await formatJson(result, out));
+  console.log(churnSummaryText(result, shown(out)));
+  log(`services' output: ${shown(logFile)}`);
+  return result.completed && result.totals !== null && result.totals.lost === 0 ? 0 : 1;
 }
 
 async function main(argv: string[]): Promise<number> {
@@ -44,13 +79,19 @@ async function main(argv: string[]): Promise<number> {
     return 2;
   }
   const options = parsed.options;
-  for (const p of options.pids) {
+  const pids =
+    options.scenario === "direct"
+      ? options.pids.map((p) => ({ ...p, flag: "--pids" }))
+      : options.kafkaPid === undefined
+        ? []
+        : [{ name: "kafka", pid: options.kafkaPid, flag: "--kafka-pid" }];
+  for (const p of pids) {
     if (processTicks(p.pid) === null) {
-      console.error(`loadtest: --pids: cannot read /proc/${p.pid}/stat for ${p.name} (no such process?)`);
+      console.error(`loadtest: ${p.flag}: cannot read /proc/${p.pid}/stat for ${p.name} (no such process?)`);
       return 2;
     }
   }
-  const out = resolve(options.out ?? defaultOut());
+  const out = resolve(options.out ?? defaultOut(options.scenario));
   try {
     mkdirSync(dirname(out), { recursive: true });
   } catch (e) {
@@ -58,33 +99,36 @@ async function main(argv: string[]): Promise<number> {
     return 2;
   }
 
-  const deadlineS = options.warmupS + options.durationS + options.graceS + HARD_DEADLINE_SLACK_S;
+  const deadlineS =
+    options.scenario === "direct"
+      ? options.warmupS + options.durationS + options.graceS + HARD_DEADLINE_SLACK_S
+      : churnDeadlineS(options);
   const hardDeadline = setTimeout(() => {
     console.error(`loadtest: hard deadline of ${deadlineS} s passed; exiting without a result`);
     process.exit(1);
   }, deadlineS * 1000);
   const controller = new AbortController();
-  process.on("SIGINT", () => {
+  const onSignal = (signal: NodeJS.Signals) => {
     if (controller.signal.aborted) process.exit(130);
     console.error(
-      "loadtest: interrupted; sending stopped, waiting up to --grace for acks and deliveries, then writing a partial result (Ctrl-C again quits now)",
+      `loadtest: ${signal}: sending stopped, waiting up to --grace for acks and deliveries, then cleaning up ` +
+        `and writing a partial result (${signal} again quits now)`,
     );
     controller.abort();
+  };
+  process.on("SIGINT", onSignal);
+  process.on("SIGTERM", onSignal);
+  process.on("exit", () => {
+    const killed = killAllNow();
+    if (killed > 0) console.error(`loadtest: killed ${killed} child processes on exit`);
   });
 
   try {
-    const result = await runDirect(
-      options,
-      ["tsx", "loadtest/main.ts", ...redactArgv(argv)],
-      controller.signal,
-      (line) => process.stderr.write(line + "\n"),
-    );
-    writeFileSync(out, await formatJson(result, out));
-    const shown = relative(process.cwd(), out);
-    console.log(summaryText(result, shown === "" || shown.startsWith("..") ? out : shown));
-    return result.completed && result.totals.lost === 0 ? 0 : 1;
+    return options.scenario === "direct"
+      ? await direct(options, argv, out, controller.signal)
+      : await churn(options, argv, out, controller.signal);
   } catch (e) {
-    if (e instanceof RunSetupError) {
+    if (e instanceof RunSetupError || e instanceof ChurnSetupError) {
       console.error(`loadtest: ${e.message}`);
       return 1;
     }

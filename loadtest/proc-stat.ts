@@ -18,3 +18,17 @@ export function parseProcStatTicks(text: string): number | null {
   if (fields.length < 13 || !Number.isSafeInteger(utime) || !Number.isSafeInteger(stime)) return null;
   return utime + stime;
 }
+
+/** VmRSS of a /proc/<pid>/status text (proc(5), in kB there), in bytes; null when absent. */
+export function parseVmRssBytes(text: string): number | null {
+  const m = /^VmRSS:\s+(\d{1,15})\s+kB\s*$/m.exec(text);
+  return m === null ? null : Number(m[1]) * 1024;
+}
+
+/** The soft "Max open files" of a /proc/<pid>/limits text; null when absent, Infinity for unlimited. */
+export function parseMaxOpenFiles(text: string): number | null {
+  const m = /^Max open files\s+(\S+)\s+\S+\s+files\s*$/m.exec(text);
+  if (m === null) return null;
+  if (m[1] === "unlimited") return Infinity;
+  return /^\d{1,12}$/.test(m[1]!) ? Number(m[1]) : null;
+}

@@ -109,8 +109,14 @@ export function latencyMs(us: HistogramSummary): LatencyMs {
   };
 }
 
-/** The warnings a result earns from its own numbers (the run adds its own, e.g. a busy machine). */
-export function resultWarnings(input: Pick<RunInput, "generatorCpu" | "generator" | "totals">): string[] {
+/**
+ * The warnings a result earns from its own numbers (the run adds its own, e.g. a busy machine).
+ * `moreSenders` is the flag that adds senders, named when sends were rate limited.
+ */
+export function resultWarnings(
+  input: Pick<RunInput, "generatorCpu" | "generator" | "totals">,
+  moreSenders = "--pairs",
+): string[] {
   const w: string[] = [];
   if (input.generatorCpu.cores_used > GENERATOR_CPU_WARN_FRACTION) {
     w.push(
@@ -139,7 +145,7 @@ export function resultWarnings(input: Pick<RunInput, "generatorCpu" | "generator
     w.push(
       `sends failed (${codes})` +
         (t.ackedFailed["rate_limited"]
-          ? ": a sender went over the gateway's RT_SENDS_PER_S, add --pairs"
+          ? `: a sender went over the gateway's RT_SENDS_PER_S, add ${moreSenders}`
           : ""),
     );
   }

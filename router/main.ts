@@ -3,9 +3,11 @@
  * variable, prints one `{"event":"router_ready",...}` line once it serves, and stops on
  * SIGTERM/SIGINT within RT_SHUTDOWN_GRACE_MS.
  */
+import { hostname } from "node:os";
 import { exitWithParent } from "../common/parent-watch.ts";
 import { ConfigError } from "../common/env.ts";
 import { createLogger } from "../common/log.ts";
+import { readTelemetryConfig, startTelemetry } from "../common/telemetry.ts";
 import { readAuthConfig } from "../gateway/auth.ts";
 import { NativeUwsError } from "../gateway/uws.ts";
 import { readRouterConfig } from "./config.ts";
@@ -15,8 +17,14 @@ import { ListenError } from "./server.ts";
 async function main(): Promise<void> {
   const config = readRouterConfig(process.env);
   const auth = readAuthConfig(process.env);
+  const telemetryConfig = readTelemetryConfig(process.env, {
+    serviceName: "rt-router",
+    instanceId: `${hostname()}-${process.pid}`,
+  });
+  const telemetry = startTelemetry(telemetryConfig);
   const log = createLogger({ service: "router", level: config.logLevel });
-  const router = await startRouter(config, auth, log);
+  log.info(telemetryConfig.describe);
+  const router = await startRouter(config, auth, log, telemetry);
   // Machine-readable line for supervisors and tests.
   console.log(JSON.stringify({ event: "router_ready", url: router.url, port: router.port }));
   let signalled = false;
@@ -29,16 +37,19 @@ async function main(): Promise<void> {
       process.exit(1);
     }, config.shutdownGraceMs);
     force.unref();
-    router.stop().then(
-      () => {
-        log.info("stopped");
-        process.exit(0);
-      },
-      (e: unknown) => {
-        log.error({ err: e }, "stop failed");
-        process.exit(1);
-      },
-    );
+    router
+      .stop()
+      .then(() => telemetry.shutdown())
+      .then(
+        () => {
+          log.info("stopped");
+          process.exit(0);
+        },
+        (e: unknown) => {
+          log.error({ err: e }, "stop failed");
+          process.exit(1);
+        },
+      );
   };
   process.on("SIGTERM", onSignal);
   exitWithParent(process.env, () => onSignal("SIGTERM"));

@@ -5,9 +5,11 @@
  */
 import { createKafka } from "../common/kafka/kafkajs.ts";
 import type { Logger } from "../common/log.ts";
+import type { Telemetry } from "../common/telemetry.ts";
 import { createVerifier, type AuthConfig } from "../gateway/auth.ts";
 import { loadNativeUws } from "../gateway/uws.ts";
 import type { RouterConfig } from "./config.ts";
+import { RouterMetrics } from "./metrics.ts";
 import { Placement } from "./placement.ts";
 import { startRouterServer } from "./server.ts";
 
@@ -25,7 +27,12 @@ const KAFKA_RETRIES = 2;
 /** Longest wait for the first ownership read before announcing the router. */
 const FIRST_READ_WAIT_MS = 15_000;
 
-export async function startRouter(config: RouterConfig, auth: AuthConfig, log: Logger): Promise<Router> {
+export async function startRouter(
+  config: RouterConfig,
+  auth: AuthConfig,
+  log: Logger,
+  telemetry: Telemetry,
+): Promise<Router> {
   const uws = loadNativeUws();
   const verifier = createVerifier(auth);
   const kafka = createKafka({
@@ -47,7 +54,15 @@ export async function startRouter(config: RouterConfig, auth: AuthConfig, log: L
   });
   let server;
   try {
-    server = await startRouterServer(uws, { config, verifier, placement, log });
+    server = await startRouterServer(uws, {
+      config,
+      verifier,
+      placement,
+      log,
+      metrics: new RouterMetrics(telemetry.meter, () => placement.status()),
+      metricsText: () => telemetry.metricsText(),
+      tracer: telemetry.tracing ? telemetry.tracer : null,
+    });
   } catch (e) {
     verifier.close();
     throw e;

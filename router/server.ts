@@ -1,10 +1,21 @@
 /**
- * The router's uWebSockets.js shell: /v1/connect, /healthz, /readyz. Request data is copied
+ * The router's uWebSockets.js shell: /v1/connect, /healthz, /readyz, /metrics. Request data is copied
  * before any await (uWS request objects die with the callback), aborts are handled, and the
  * answers come from the pure functions of connect.ts and cors.ts.
  */
+import {
+  context,
+  propagation,
+  ROOT_CONTEXT,
+  SpanKind,
+  SpanStatusCode,
+  trace,
+  type Span,
+  type Tracer,
+} from "@opentelemetry/api";
 import type { HttpRequest, HttpResponse, TemplatedApp, us_listen_socket } from "uWebSockets.js";
 import type { Logger } from "../common/log.ts";
+import { PROMETHEUS_CONTENT_TYPE } from "../common/telemetry.ts";
 import type { Verifier } from "../gateway/auth.ts";
 import type { UwsModule } from "../gateway/uws.ts";
 import type { RouterConfig } from "./config.ts";
@@ -20,6 +31,7 @@ import {
   type Header,
 } from "./connect.ts";
 import { corsHeaders } from "./cors.ts";
+import type { RouterMetrics } from "./metrics.ts";
 import type { Lookup, PlacementStatus } from "./placement.ts";
 
 /** What the server needs of the placement cache (placement.ts). */
@@ -34,6 +46,10 @@ export interface RouterServerDeps {
   readonly verifier: Verifier;
   readonly placement: OwnerSource;
   readonly log: Logger;
+  readonly metrics: RouterMetrics;
+  readonly metricsText: () => Promise<string>;
+  /** null: tracing is off, no span is made. */
+  readonly tracer: Tracer | null;
 }
 
 export interface RouterServer {
@@ -70,7 +86,7 @@ function withHeaders(answer: Answer, headers: readonly Header[]): Answer {
 }
 
 export async function startRouterServer(uws: UwsModule, deps: RouterServerDeps): Promise<RouterServer> {
-  const { config, verifier, placement, log } = deps;
+  const { config, verifier, placement, log, metrics, tracer } = deps;
   const app: TemplatedApp = uws.App();
   let inFlight = 0;
   const idleWaiters: (() => void)[] = [];
@@ -79,16 +95,26 @@ export async function startRouterServer(uws: UwsModule, deps: RouterServerDeps):
     if (inFlight === 0) for (const done of idleWaiters.splice(0)) done();
   };
 
-  async function connect(authorization: string, queryToken: string | undefined): Promise<Answer> {
+  /** `span` is the request's span (null: not traced); its lines are logged inside it. */
+  async function connect(
+    authorization: string,
+    queryToken: string | undefined,
+    span: Span | null,
+  ): Promise<Answer> {
+    const inSpan = (fn: () => void) =>
+      span === null ? fn() : context.with(trace.setSpan(ROOT_CONTEXT, span), fn);
     const token = extractToken(authorization, queryToken);
     if (!token.ok) return tokenAnswer(token);
     const verified = await verifier.verify(token.token);
     if (!verified.ok) {
-      log.debug({ reason: verified.reason }, "connect refused");
+      metrics.authFailures.add(`connect:${verified.reason}`);
+      inSpan(() => log.debug({ reason: verified.reason }, "connect refused"));
       return authFailureAnswer(verified);
     }
+    span?.setAttribute("user.id", verified.user);
     const lookup = await placement.lookup(verified.user);
-    if (lookup.kind !== "owner") log.debug({ user: verified.user, lookup }, "connect: no owner");
+    if (lookup.kind !== "owner")
+      inSpan(() => log.debug({ user: verified.user, lookup }, "connect: no owner"));
     return lookupAnswer(verified.user, lookup);
   }
 
@@ -97,17 +123,34 @@ export async function startRouterServer(uws: UwsModule, deps: RouterServerDeps):
     const authorization = req.getHeader("authorization");
     const cors = corsHeaders(config.corsOrigins, req.getHeader("origin"), false);
     const queryToken = req.getQuery("token") as string | undefined;
+    const traceparent = tracer === null ? "" : req.getHeader("traceparent");
+    const started = performance.now();
     let aborted = false;
     res.onAborted(() => {
       aborted = true;
     });
     inFlight += 1;
-    connect(authorization, queryToken)
+    const parent = traceparent === "" ? ROOT_CONTEXT : propagation.extract(ROOT_CONTEXT, { traceparent });
+    const span =
+      tracer?.startSpan(
+        `GET ${CONNECT_PATH}`,
+        { kind: SpanKind.SERVER, attributes: { "http.request.method": "GET", "http.route": CONNECT_PATH } },
+        parent,
+      ) ?? null;
+    connect(authorization, queryToken, span)
       .catch((e: unknown) => {
         log.error({ err: e }, "connect failed unexpectedly");
         return errorAnswer("internal", "internal error");
       })
       .then((answer) => {
+        const code = (answer.body as { error?: string } | null)?.error;
+        metrics.answered(answer.status, code, performance.now() - started);
+        if (span !== null) {
+          span.setAttribute("http.response.status_code", Number.parseInt(answer.status, 10));
+          if (code !== undefined) span.setAttribute("error.type", code);
+          if (answer.status.startsWith("5")) span.setStatus({ code: SpanStatusCode.ERROR, message: code });
+          span.end();
+        }
         if (!aborted) write(res, withHeaders(answer, cors));
       })
       .finally(settled);
@@ -136,7 +179,25 @@ export async function startRouterServer(uws: UwsModule, deps: RouterServerDeps):
     if (reason === null) write(res, jsonAnswer("200 OK", { status: "ready", ...status }));
     else write(res, jsonAnswer("503 Service Unavailable", { status: "not_ready", reason, ...status }));
   });
-  for (const path of ["/healthz", "/readyz"]) {
+  app.get("/metrics", (res: HttpResponse) => {
+    let aborted = false;
+    res.onAborted(() => {
+      aborted = true;
+    });
+    deps.metricsText().then(
+      (text) => {
+        if (aborted) return;
+        res.cork(() => {
+          res.writeStatus("200 OK").writeHeader("content-type", PROMETHEUS_CONTENT_TYPE).end(text);
+        });
+      },
+      (e: unknown) => {
+        log.error({ err: e }, "collecting metrics failed");
+        if (!aborted) write(res, errorAnswer("internal", "collecting metrics failed"));
+      },
+    );
+  });
+  for (const path of ["/healthz", "/readyz", "/metrics"]) {
     app.any(path, (res: HttpResponse, req: HttpRequest) =>
       write(
         res,
