@@ -2,7 +2,7 @@
  * `npm run gateway`: one gateway process. Reads the environment once, fails fast on a bad
  * variable, drains on SIGTERM/SIGINT within RT_SHUTDOWN_GRACE_MS.
  */
-import { exitWithParent } from "../common/parent-watch.ts";
+import { stopOnSignals } from "../common/shutdown.ts";
 import { ConfigError } from "../common/env.ts";
 import { KafkaError } from "../common/kafka/errors.ts";
 import { createLogger } from "../common/log.ts";
@@ -10,7 +10,7 @@ import { readTelemetryConfig, startTelemetry } from "../common/telemetry.ts";
 import { readAuthConfig } from "./auth.ts";
 import { readGatewayConfig } from "./config.ts";
 import { startGateway } from "./gateway.ts";
-import { NativeUwsError } from "./uws.ts";
+import { ListenError, NativeUwsError } from "./uws.ts";
 
 let brokers = "";
 
@@ -31,33 +31,11 @@ async function main(): Promise<void> {
   console.log(
     JSON.stringify({ event: "gateway_ready", url: gateway.url, port: gateway.port, node: config.nodeId }),
   );
-  let signalled = false;
-  const onSignal = (signal: NodeJS.Signals) => {
-    if (signalled) return;
-    signalled = true;
-    log.info({ signal }, "draining");
-    const force = setTimeout(() => {
-      log.error({ graceMs: config.shutdownGraceMs }, "drain did not finish in time; exiting");
-      process.exit(1);
-    }, config.shutdownGraceMs);
-    force.unref();
-    gateway
-      .stop()
-      .then(() => telemetry.shutdown())
-      .then(
-        () => {
-          log.info("stopped");
-          process.exit(0);
-        },
-        (e: unknown) => {
-          log.error({ err: e }, "drain failed");
-          process.exit(1);
-        },
-      );
-  };
-  process.on("SIGTERM", onSignal);
-  exitWithParent(process.env, () => onSignal("SIGTERM"));
-  process.on("SIGINT", onSignal);
+  stopOnSignals({
+    log,
+    graceMs: config.shutdownGraceMs,
+    stop: () => gateway.stop().then(() => telemetry.shutdown()),
+  });
 }
 
 main().catch((e: unknown) => {
@@ -65,7 +43,12 @@ main().catch((e: unknown) => {
     console.error(
       `error: ${e.message} (Kafka at ${brokers}: check RT_KAFKA_BROKERS and that the cluster is up)`,
     );
-  } else if (e instanceof ConfigError || e instanceof KafkaError || e instanceof NativeUwsError) {
+  } else if (
+    e instanceof ConfigError ||
+    e instanceof KafkaError ||
+    e instanceof NativeUwsError ||
+    e instanceof ListenError
+  ) {
     console.error(`error: ${e.message}`);
   } else console.error(e);
   process.exit(1);

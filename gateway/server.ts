@@ -3,7 +3,7 @@
  * and the mapping of uWS callbacks onto Session. Upgrade requests are copied before any
  * await (uWS request objects die with the callback) and aborts are handled.
  */
-import type { HttpRequest, HttpResponse, TemplatedApp, WebSocket, us_listen_socket } from "uWebSockets.js";
+import type { HttpRequest, HttpResponse, TemplatedApp, WebSocket } from "uWebSockets.js";
 import type { Logger } from "../common/log.ts";
 import { PROMETHEUS_CONTENT_TYPE } from "../common/telemetry.ts";
 import { parseCursor } from "../schemas/cursor.ts";
@@ -11,7 +11,7 @@ import type { Verifier } from "./auth.ts";
 import type { GatewayConfig } from "./config.ts";
 import type { GatewayMetrics } from "./metrics.ts";
 import { Session, type PreAuth, type SessionDeps } from "./session.ts";
-import type { UwsModule } from "./uws.ts";
+import { listen, type UwsModule } from "./uws.ts";
 
 export const WS_PATH = "/v1/ws";
 /** Subprotocols this gateway speaks; a client offering none gets JSON. */
@@ -244,23 +244,10 @@ export async function startServer(uws: UwsModule, hooks: ServerHooks): Promise<S
     json(res, "404 Not Found", { error: "not_found", message: `WebSocket endpoint is ${WS_PATH}` }),
   );
 
-  const listenSocket = await new Promise<us_listen_socket>((done, fail) => {
-    app.listen(config.host, config.port, (s) => {
-      if (s === false)
-        fail(new Error(`cannot listen on ${config.host}:${config.port} (in use?): set RT_GATEWAY_PORT`));
-      else done(s);
-    });
-  });
-  let listening = true;
+  const listening = await listen(uws, app, config.host, config.port, "RT_GATEWAY_PORT");
   return {
-    port: uws.us_socket_local_port(
-      listenSocket as unknown as Parameters<UwsModule["us_socket_local_port"]>[0],
-    ),
-    stopListening() {
-      if (!listening) return;
-      listening = false;
-      uws.us_listen_socket_close(listenSocket);
-    },
+    port: listening.port,
+    stopListening: () => listening.close(),
     sessions: () => open,
     connections: () => open.size,
   };

@@ -5,6 +5,7 @@
  */
 import { createRequire } from "node:module";
 import type * as Uws from "uWebSockets.js";
+import type { TemplatedApp, us_listen_socket } from "uWebSockets.js";
 
 export type UwsModule = typeof Uws;
 
@@ -35,4 +36,45 @@ export function loadNativeUws(): UwsModule {
       e,
     );
   }
+}
+
+export class ListenError extends Error {
+  readonly code = "listen_failed";
+  constructor(message: string) {
+    super(message);
+    this.name = "ListenError";
+  }
+}
+
+export interface Listening {
+  /** The bound port (the real one when 0 was asked for). */
+  readonly port: number;
+  /** Stops accepting new connections; open ones stay. Safe to call twice. */
+  close(): void;
+}
+
+/** Listens on host:port; a busy port rejects with a ListenError naming `portVariable`. */
+export async function listen(
+  uws: UwsModule,
+  app: TemplatedApp,
+  host: string,
+  port: number,
+  portVariable: string,
+): Promise<Listening> {
+  const socket = await new Promise<us_listen_socket>((done, fail) => {
+    app.listen(host, port, (s) => {
+      if (s === false)
+        fail(new ListenError(`cannot listen on ${host}:${port} (in use?): set ${portVariable}`));
+      else done(s);
+    });
+  });
+  let open = true;
+  return {
+    port: uws.us_socket_local_port(socket as unknown as Parameters<UwsModule["us_socket_local_port"]>[0]),
+    close() {
+      if (!open) return;
+      open = false;
+      uws.us_listen_socket_close(socket);
+    },
+  };
 }

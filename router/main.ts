@@ -4,7 +4,7 @@
  * SIGTERM/SIGINT within RT_SHUTDOWN_GRACE_MS.
  */
 import { hostname } from "node:os";
-import { exitWithParent } from "../common/parent-watch.ts";
+import { stopOnSignals } from "../common/shutdown.ts";
 import { ConfigError } from "../common/env.ts";
 import { createLogger } from "../common/log.ts";
 import { readTelemetryConfig, startTelemetry } from "../common/telemetry.ts";
@@ -27,33 +27,11 @@ async function main(): Promise<void> {
   const router = await startRouter(config, auth, log, telemetry);
   // Machine-readable line for supervisors and tests.
   console.log(JSON.stringify({ event: "router_ready", url: router.url, port: router.port }));
-  let signalled = false;
-  const onSignal = (signal: NodeJS.Signals) => {
-    if (signalled) return;
-    signalled = true;
-    log.info({ signal }, "stopping");
-    const force = setTimeout(() => {
-      log.error({ graceMs: config.shutdownGraceMs }, "stop did not finish in time; exiting");
-      process.exit(1);
-    }, config.shutdownGraceMs);
-    force.unref();
-    router
-      .stop()
-      .then(() => telemetry.shutdown())
-      .then(
-        () => {
-          log.info("stopped");
-          process.exit(0);
-        },
-        (e: unknown) => {
-          log.error({ err: e }, "stop failed");
-          process.exit(1);
-        },
-      );
-  };
-  process.on("SIGTERM", onSignal);
-  exitWithParent(process.env, () => onSignal("SIGTERM"));
-  process.on("SIGINT", onSignal);
+  stopOnSignals({
+    log,
+    graceMs: config.shutdownGraceMs,
+    stop: () => router.stop().then(() => telemetry.shutdown()),
+  });
 }
 
 main().catch((e: unknown) => {

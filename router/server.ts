@@ -13,11 +13,11 @@ import {
   type Span,
   type Tracer,
 } from "@opentelemetry/api";
-import type { HttpRequest, HttpResponse, TemplatedApp, us_listen_socket } from "uWebSockets.js";
+import type { HttpRequest, HttpResponse, TemplatedApp } from "uWebSockets.js";
 import type { Logger } from "../common/log.ts";
 import { PROMETHEUS_CONTENT_TYPE } from "../common/telemetry.ts";
 import type { Verifier } from "../gateway/auth.ts";
-import type { UwsModule } from "../gateway/uws.ts";
+import { listen, type UwsModule } from "../gateway/uws.ts";
 import type { RouterConfig } from "./config.ts";
 import {
   CONNECT_PATH,
@@ -60,14 +60,7 @@ export interface RouterServer {
   idle(): Promise<void>;
 }
 
-/** The port is taken or the address is not local: a configuration problem, reported in one line. */
-export class ListenError extends Error {
-  readonly code = "listen_failed";
-  constructor(message: string) {
-    super(message);
-    this.name = "ListenError";
-  }
-}
+export { ListenError } from "../gateway/uws.ts";
 
 const ALLOW_CONNECT: Header = ["allow", "GET, OPTIONS"];
 const ALLOW_GET: Header = ["allow", "GET"];
@@ -216,23 +209,10 @@ export async function startRouterServer(uws: UwsModule, deps: RouterServerDeps):
     write(res, errorAnswer("not_found", `no such endpoint; placement is GET ${CONNECT_PATH}`)),
   );
 
-  const listenSocket = await new Promise<us_listen_socket>((done, fail) => {
-    app.listen(config.host, config.port, (s) => {
-      if (s === false)
-        fail(new ListenError(`cannot listen on ${config.host}:${config.port} (in use?): set RT_ROUTER_PORT`));
-      else done(s);
-    });
-  });
-  let listening = true;
+  const listening = await listen(uws, app, config.host, config.port, "RT_ROUTER_PORT");
   return {
-    port: uws.us_socket_local_port(
-      listenSocket as unknown as Parameters<UwsModule["us_socket_local_port"]>[0],
-    ),
-    stopListening() {
-      if (!listening) return;
-      listening = false;
-      uws.us_listen_socket_close(listenSocket);
-    },
+    port: listening.port,
+    stopListening: () => listening.close(),
     idle() {
       if (inFlight === 0) return Promise.resolve();
       return new Promise((done) => idleWaiters.push(done));
