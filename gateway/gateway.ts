@@ -235,6 +235,10 @@ export async function startGateway(
     server.stopListening();
     // Sends already accepted are settled (acked or failed) before their sockets close.
     await batcher.close();
+    // A send that timed out may still be in flight; it must land (or fail) before clients are
+    // told to reconnect, or it could be written after their newer sends through another gateway.
+    // The process's shutdown grace bounds this wait.
+    while (batcher.stats().inFlightBatches > 0) await new Promise((r) => setTimeout(r, 20));
     clearInterval(commitTimer);
     await committing.then(commitProgress);
     // Leave the group first: the partitions move now, so clients told to reconnect below find
