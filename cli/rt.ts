@@ -4,6 +4,8 @@
  *   rt topics list     show the design's topics with partitions and offsets
  *   rt token <user> [--ttl <seconds>]
  *                      print a development token (HS256 with RT_JWT_SECRET, else the local dev secret)
+ *   rt replay --topic <topic> ...
+ *                      read a range of a topic to JSON Lines, an Avro file or another topic (cli/replay.ts)
  * Configuration comes from the RT_* environment variables (see README).
  */
 import { devSecret } from "../common/dev-secret.ts";
@@ -16,8 +18,9 @@ import { createKafka } from "../common/kafka/kafkajs.ts";
 import { readKafkaConfig } from "../common/kafka-config.ts";
 import { createLogger } from "../common/log.ts";
 import { readTopicsConfig, topicSpecs } from "../schemas/topics.ts";
+import { runReplay } from "./replay.ts";
 
-const USAGE = `usage: rt topics ensure | rt topics list | rt token <user> [--ttl <seconds>]`;
+const USAGE = `usage: rt topics ensure | rt topics list | rt token <user> [--ttl <seconds>] | rt replay --topic <topic> ...`;
 
 async function mintToken(args: string[]): Promise<number> {
   const [user, flag, value, ...rest] = args;
@@ -59,6 +62,7 @@ async function mintToken(args: string[]): Promise<number> {
 
 async function main(argv: string[]): Promise<number> {
   if (argv[0] === "token") return mintToken(argv.slice(1));
+  if (argv[0] === "replay") return runReplay(argv.slice(1));
   const [group, cmd, ...rest] = argv;
   if (group !== "topics" || (cmd !== "ensure" && cmd !== "list")) {
     console.error(`unknown command ${JSON.stringify(argv.join(" "))}\n${USAGE}`);

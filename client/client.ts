@@ -12,8 +12,16 @@
  * Runs in browsers and Node: the WebSocket constructor and fetch are injectable and default to
  * the globals; nothing here imports a Node module.
  */
-import type { HelloFrame, JsonValue, SendFrame } from "../schemas/frames.ts";
-import { isEventType, isMessageId, parseTarget } from "../schemas/targets.ts";
+import type {
+  HelloFrame,
+  JoinFrame,
+  JsonValue,
+  LeaveFrame,
+  SendFrame,
+  SubscribeFrame,
+  UnsubscribeFrame,
+} from "../schemas/frames.ts";
+import { isChannelName, isEventType, isMessageId, isRoomName, parseTarget } from "../schemas/targets.ts";
 import { Backoff, DEFAULT_BACKOFF, validateBackoff } from "./backoff.ts";
 import { Connection, type WebSocketCtor } from "./connection.ts";
 import type { KnownServerFrame } from "./decode.ts";
@@ -54,6 +62,7 @@ export class RealtimeClient {
   readonly #waiters: { resolve: (w: WelcomeInfo) => void; reject: (e: RealtimeError) => void }[] = [];
   readonly #idPrefix: string;
   #nextId = 0;
+  readonly #channels = new Set<string>();
   #state: ClientState = "connecting";
   #started = false;
   #closed = false;
@@ -189,6 +198,67 @@ export class RealtimeClient {
     if (overLimit !== null) return Promise.reject(overLimit);
     const conn = this.#conn;
     return this.#outbox.add(id, text, bytes, conn !== null && conn.live ? conn : null);
+  }
+
+  /**
+   * Joins a room (durable membership: room messages reach this user's inbox from now on, on every
+   * device, online or not). Resolves when Kafka has the join; the router applies it in order with
+   * the room's messages. A refusal the router makes later (room full) arrives as an `rt.rejected`
+   * event. The token's rt_rooms claim must allow the room.
+   */
+  join(room: string, options: { id?: string } = {}): Promise<SendResult> {
+    if (!isRoomName(room)) return this.#refuse("bad_target", "room must be 1-128 chars of [A-Za-z0-9_.:@-]");
+    return this.#request(options.id, (id) => ({ op: "join", id, room }));
+  }
+
+  /** Leaves a room; resolves when Kafka has the leave. */
+  leave(room: string, options: { id?: string } = {}): Promise<SendResult> {
+    if (!isRoomName(room)) return this.#refuse("bad_target", "room must be 1-128 chars of [A-Za-z0-9_.:@-]");
+    return this.#request(options.id, (id) => ({ op: "leave", id, room }));
+  }
+
+  /**
+   * Subscribes to a live channel (at most once, no replay). The subscription belongs to this client:
+   * it is renewed on every reconnect until `unsubscribe`. Broadcast (`*`) needs no subscription.
+   */
+  subscribe(channel: string): Promise<SendResult> {
+    if (!isChannelName(channel)) {
+      return this.#refuse("bad_target", "channel must be * or 1-128 chars of [A-Za-z0-9_.:@-]");
+    }
+    this.#channels.add(channel);
+    return this.#request(undefined, (id) => ({ op: "subscribe", id, channel }));
+  }
+
+  unsubscribe(channel: string): Promise<SendResult> {
+    if (!isChannelName(channel)) {
+      return this.#refuse("bad_target", "channel must be * or 1-128 chars of [A-Za-z0-9_.:@-]");
+    }
+    this.#channels.delete(channel);
+    return this.#request(undefined, (id) => ({ op: "unsubscribe", id, channel }));
+  }
+
+  /** Live channels this client keeps subscribed. */
+  get channels(): ReadonlySet<string> {
+    return this.#channels;
+  }
+
+  #refuse(code: RealtimeErrorCode, message: string): Promise<never> {
+    return Promise.reject(new RealtimeError(code, message));
+  }
+
+  /** A request frame with an id, settled by its ack like a send (same outbox, same resend rules). */
+  #request(
+    id: string | undefined,
+    build: (id: string) => JoinFrame | LeaveFrame | SubscribeFrame | UnsubscribeFrame,
+  ): Promise<SendResult> {
+    if (this.#closed) return this.#refuse("client_closed", "the client is closed");
+    const rid = id ?? `${this.#idPrefix}-${(this.#nextId += 1).toString(36)}`;
+    if (!isMessageId(rid)) return this.#refuse("bad_frame", "id must be 1-64 chars of [A-Za-z0-9_.:-]");
+    const refused = this.#outbox.refuse(rid);
+    if (refused !== null) return Promise.reject(refused);
+    const text = JSON.stringify(build(rid));
+    const conn = this.#conn;
+    return this.#outbox.add(rid, text, utf8.encode(text).length, conn !== null && conn.live ? conn : null);
   }
 
   /** Stops for good: no reconnect, pending sends fail with `client_closed`. Safe twice. */
@@ -347,6 +417,11 @@ export class RealtimeClient {
     this.#welcome = info;
     // Unacked sends go first, in the order they were made, before anything a listener sends.
     this.#outbox.flush(conn, (bytes) => this.#overLimit(bytes));
+    // Channel subscriptions live in the session: renew them (their acks need no answer).
+    for (const channel of this.#channels) {
+      const id = `${this.#idPrefix}-s${(this.#nextId += 1).toString(36)}`;
+      conn.send(JSON.stringify({ op: "subscribe", id, channel }));
+    }
     this.#setState("open");
     this.#emitter.emit("welcome", info);
     if (resync) {
@@ -360,6 +435,12 @@ export class RealtimeClient {
   }
 
   #onEvent(f: Extract<KnownServerFrame, { op: "event" }>): void {
+    if (f.cursor === undefined) {
+      // A live channel event: at most once, outside the inbox log, nothing to dedupe.
+      const { id, from, to, type, data, ts } = f;
+      this.#emitter.emit("event", { cursor: undefined, id, from, to, type, data, ts });
+      return;
+    }
     const r = this.#tracker.offer(f.cursor);
     if (r.kind === "duplicate") return;
     if (r.kind === "invalid") {

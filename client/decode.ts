@@ -77,11 +77,12 @@ export function decodeServerFrame(text: unknown): DecodedServerFrame {
     }
     case "event": {
       const { cursor, id, from, to, type, ts } = f;
-      if (!isStr(cursor) || !isStr(id) || !isStr(from) || !isStr(to) || !isStr(type) || !isNum(ts)) {
-        return bad("needs cursor, id, from, to, type and ts");
+      if (!optStr(cursor) || !isStr(id) || !isStr(from) || !isStr(to) || !isStr(type) || !isNum(ts)) {
+        return bad("needs id, from, to, type and ts (and cursor, unless a live channel event)");
       }
       const data = (f["data"] ?? null) as JsonValue;
-      return { ok: true, frame: { op, cursor, id, from, to, type, data, ts } };
+      const frame = { op, id, from, to, type, data, ts } as const;
+      return { ok: true, frame: cursor === undefined ? frame : { ...frame, cursor: cursor as string } };
     }
     case "ping":
     case "pong":

@@ -3,10 +3,11 @@
  * Units are in the names. Every limit the gateway enforces is here.
  */
 import { hostname } from "node:os";
-import { readEnum, readInt, readString, readUrl, ConfigError, type Env } from "../common/env.ts";
+import { readEnum, readInt, readList, readString, readUrl, ConfigError, type Env } from "../common/env.ts";
 import { readKafkaConfig, type KafkaConfig } from "../common/kafka-config.ts";
 import { LOG_LEVELS } from "../common/log.ts";
 import { readTopicsConfig, type TopicsConfig } from "../schemas/topics.ts";
+import { canonicalOrigin, type OriginPolicy } from "./admission.ts";
 
 export interface GatewayLimits {
   readonly maxFrameBytes: number;
@@ -17,6 +18,10 @@ export interface GatewayLimits {
   readonly sendsBurst: number;
   readonly maxConnectionsPerUser: number;
   readonly maxConnections: number;
+  /** Live channels one session may subscribe to (broadcast not counted). */
+  readonly maxChannelsPerSession: number;
+  /** Messages per second into one room through this gateway (a token bucket per room). */
+  readonly roomSendsPerSecond: number;
 }
 
 export interface GatewayConfig {
@@ -48,7 +53,10 @@ export interface GatewayConfig {
   readonly resumeTimeoutMs: number;
   /** How often delivery progress is committed to the group (what a new owner starts from). */
   readonly commitIntervalMs: number;
+  /** How long a revocation read from the log keeps refusing older tokens on this gateway. */
+  readonly revokeRememberMs: number;
   readonly limits: GatewayLimits;
+  readonly admission: AdmissionConfig;
 }
 
 export function readGatewayConfig(env: Env): GatewayConfig {
@@ -71,6 +79,8 @@ export function readGatewayConfig(env: Env): GatewayConfig {
     sendsBurst: readInt(env, "RT_SENDS_BURST", sendsPerSecond * 2, { min: 1, max: 1_000_000 }),
     maxConnectionsPerUser: readInt(env, "RT_MAX_CONNECTIONS_PER_USER", 8, { min: 1, max: 10_000 }),
     maxConnections: readInt(env, "RT_MAX_CONNECTIONS", 100_000, { min: 1, max: 10_000_000 }),
+    maxChannelsPerSession: readInt(env, "RT_MAX_CHANNELS_PER_SESSION", 64, { min: 1, max: 10_000 }),
+    roomSendsPerSecond: readInt(env, "RT_ROOM_SENDS_PER_S", 100, { min: 1, max: 1_000_000 }),
   });
   const config: GatewayConfig = {
     nodeId: readString(env, "RT_GATEWAY_NODE_ID", `${hostname()}-${process.pid}`),
@@ -100,7 +110,12 @@ export function readGatewayConfig(env: Env): GatewayConfig {
     }),
     resumeTimeoutMs: readInt(env, "RT_RESUME_TIMEOUT_MS", 30_000, { min: 1_000, max: 600_000 }),
     commitIntervalMs: readInt(env, "RT_COMMIT_INTERVAL_MS", 1_000, { min: 50, max: 60_000 }),
+    revokeRememberMs: readInt(env, "RT_REVOKE_REMEMBER_MS", 24 * 3_600_000, {
+      min: 60_000,
+      max: 30 * 24 * 3_600_000,
+    }),
     limits,
+    admission: readAdmissionConfig(env),
   };
   // One frame becomes one Kafka record (plus the Avro envelope); it must fit in a batch.
   if (config.produceMaxBatchBytes < limits.maxFrameBytes + 4096) {
@@ -119,4 +134,44 @@ export function readGatewayConfig(env: Env): GatewayConfig {
     );
   }
   return Object.freeze(config);
+}
+
+// ---- Connection admission: checked on the upgrade request, before the gateway does any work for
+// the socket (docs/SECURITY.md says what each one defends against). ----
+
+export interface AdmissionConfig {
+  /** Browser origins allowed to open a WebSocket (RT_GATEWAY_ALLOWED_ORIGINS); `*`: any origin. */
+  readonly allowedOrigins: OriginPolicy;
+  /** Open sockets per client IPv4 address or IPv6 /64, live or not (RT_MAX_CONNECTIONS_PER_IP). */
+  readonly maxConnectionsPerIp: number;
+  /**
+   * Sockets not live yet: waiting for hello, having their token checked, being admitted
+   * (RT_MAX_UNAUTHENTICATED). Each may stay up to RT_HELLO_TIMEOUT_MS.
+   */
+  readonly maxUnauthenticated: number;
+}
+
+/** `*` alone, or a comma list of origins as browsers send them (`https://app.example.com`). */
+function readAllowedOrigins(env: Env): OriginPolicy {
+  const name = "RT_GATEWAY_ALLOWED_ORIGINS";
+  const items = readList(env, name);
+  if (items === undefined) return "*";
+  const got = readString(env, name);
+  const expected =
+    "`*` or a comma list of origins like https://app.example.com (lowercase scheme and host, optional port, no path)";
+  if (items.includes("*")) {
+    if (items.length > 1) throw new ConfigError(name, expected, got);
+    return "*";
+  }
+  for (const item of items)
+    if (canonicalOrigin(item) === undefined) throw new ConfigError(name, expected, got);
+  return Object.freeze([...new Set(items)]);
+}
+
+export function readAdmissionConfig(env: Env): AdmissionConfig {
+  return Object.freeze({
+    allowedOrigins: readAllowedOrigins(env),
+    maxConnectionsPerIp: readInt(env, "RT_MAX_CONNECTIONS_PER_IP", 1_000, { min: 1, max: 10_000_000 }),
+    maxUnauthenticated: readInt(env, "RT_MAX_UNAUTHENTICATED", 10_000, { min: 1, max: 10_000_000 }),
+  });
 }

@@ -13,6 +13,8 @@ import type { CatchUp } from "./catchup.ts";
 import type { DeliveryMode, GatewayMetrics } from "./metrics.ts";
 import type { Ownership } from "./ownership.ts";
 import type { Registry } from "./registry.ts";
+import type { Revocations } from "./revocations.ts";
+import { CONTROL_HEADER, SystemType } from "../schemas/records.ts";
 import type { Session } from "./session.ts";
 import { within, type GatewayTracing } from "./tracing.ts";
 
@@ -24,6 +26,7 @@ export interface DeliveryDeps {
   readonly log: Logger;
   readonly metrics: GatewayMetrics;
   readonly tracing: GatewayTracing;
+  readonly revocations: Revocations;
 }
 
 export interface BatchOutcome {
@@ -57,6 +60,10 @@ export function deliverBatch(batch: Batch, deps: DeliveryDeps): BatchOutcome {
     ownership.advance(p, offset);
     catchUp.handled(p, offset);
     if (record.value === null || record.key === null) continue;
+    if (record.headers[CONTROL_HEADER] !== undefined) {
+      control(record, deps);
+      continue;
+    }
     // Live records always get their process span; replayed ones only when someone takes them.
     let traced = tracing !== null && mode === "live";
     let span = traced && tracing !== null ? tracing.startProcess(record, deps.epoch, mode) : null;
@@ -90,6 +97,34 @@ export function deliverBatch(batch: Batch, deps: DeliveryDeps): BatchOutcome {
   metrics.recordsRead += batch.records.length;
   metrics.recordsReplayed += replayed;
   return { records: batch.records.length, delivered, undecodable };
+}
+
+/**
+ * A control record: never delivered as an event. `revoke` closes every session of the user whose
+ * token was issued at or before the revocation, and remembers it so older tokens are refused.
+ * Read again in a catch-up, it closes nothing newer than itself.
+ */
+function control(record: InRecord, deps: DeliveryDeps): void {
+  const decoded = tryDecodeDelivery(record.value!);
+  const user = record.key!.toString("utf8");
+  if (!decoded.ok || decoded.delivery.recipient !== user || decoded.delivery.type !== SystemType.revoke) {
+    deps.metrics.undeliverable.add(decoded.ok ? "bad_control" : decoded.error.code);
+    deps.log.warn(
+      { partition: record.partition, offset: record.offset },
+      "unreadable control record skipped",
+    );
+    return;
+  }
+  const at = decoded.delivery.ts;
+  deps.revocations.note(user, at);
+  let closed = 0;
+  for (const session of [...(deps.registry.sockets(user) ?? [])]) {
+    if (session.issuedAtMs <= at) {
+      session.revoke();
+      closed += 1;
+    }
+  }
+  deps.log.info({ user, partition: record.partition, offset: record.offset, closed }, "sessions revoked");
 }
 
 function cursorOf(deps: DeliveryDeps, record: InRecord): string {

@@ -3,6 +3,7 @@
  * server together, and drains on stop. main.ts is the process around it; tests start
  * gateways as real processes through main.ts.
  */
+import { checkGatewayCluster } from "../common/kafka/cluster-check.ts";
 import { ensureTopics } from "../common/kafka/ensure-topics.ts";
 import { KafkaError } from "../common/kafka/errors.ts";
 import { createKafka } from "../common/kafka/kafkajs.ts";
@@ -10,6 +11,7 @@ import { stickyAssigner } from "../common/kafka/sticky-assigner.ts";
 import type { Logger } from "../common/log.ts";
 import type { Telemetry } from "../common/telemetry.ts";
 import { topicSpecs } from "../schemas/topics.ts";
+import { epochOf } from "../schemas/cursor.ts";
 import { createVerifier, type AuthConfig } from "./auth.ts";
 import type { GatewayConfig } from "./config.ts";
 import { CatchUp } from "./catchup.ts";
@@ -18,6 +20,9 @@ import { LogBounds } from "./log-bounds.ts";
 import { GatewayMetrics, type GatewayGauges } from "./metrics.ts";
 import { Ownership } from "./ownership.ts";
 import { Registry } from "./registry.ts";
+import { Revocations } from "./revocations.ts";
+import { RoomRates } from "./room-rates.ts";
+import { startChannelFeed } from "./channel-feed.ts";
 import { createSendBatcher } from "./send-batcher.ts";
 import { startServer } from "./server.ts";
 import { jitter, type Session, type SessionDeps } from "./session.ts";
@@ -31,10 +36,7 @@ export interface Gateway {
   stop(): Promise<void>;
 }
 
-/** The epoch of the deliveries log: cursors from another epoch cannot be resumed. */
-export function epochOf(partitionCount: number): string {
-  return `p${partitionCount.toString(36)}`;
-}
+export { epochOf } from "../schemas/cursor.ts";
 
 export async function startGateway(
   config: GatewayConfig,
@@ -48,7 +50,13 @@ export async function startGateway(
   const kafka = createKafka({ brokers: config.kafka.brokers, clientId: config.kafka.clientId, logger: log });
   const admin = await kafka.admin();
   await ensureTopics(admin, topicSpecs(config.topics));
+  await checkGatewayCluster(admin, config, log);
   const partitionCount = (await admin.partitionCount(topic)) ?? config.topics.deliveriesPartitions;
+  const { names } = config.topics;
+  const roomPartitionCount = (await admin.partitionCount(names.roomEvents)) ?? config.topics.roomPartitions;
+  const channelPartitionCount =
+    (await admin.partitionCount(names.channels)) ?? config.topics.channelsPartitions;
+  const revocations = new Revocations(config.revokeRememberMs, 1_000_000);
   const epoch = epochOf(partitionCount);
   const producer = await kafka.producer();
   // Filled in below, once what the gauges read exists.
@@ -108,6 +116,10 @@ export async function startGateway(
     registry,
     batcher,
     partitionCount,
+    roomPartitionCount,
+    channelPartitionCount,
+    revocations,
+    roomRates: new RoomRates(config.limits.roomSendsPerSecond),
     epoch,
     log,
     draining: () => draining,
@@ -177,6 +189,7 @@ export async function startGateway(
     log: log.child({ component: "delivery" }),
     metrics,
     tracing,
+    revocations,
   };
   await consumer.run({
     eachBatch: async (batch) => {
@@ -204,6 +217,14 @@ export async function startGateway(
       consumerFailed = e;
       log.error({ err: e }, "kafka consumer stopped for good");
     },
+  });
+  // Live channels: every gateway reads all of rt.channels from its live end, in a group of its own.
+  const channelFeed = await startChannelFeed(kafka, {
+    topic: names.channels,
+    groupId: `${config.groupId}.channels.${config.nodeId}.${Date.now().toString(36)}`,
+    publish: (t, text) => server.publish(t, text),
+    metrics,
+    log: log.child({ component: "channels" }),
   });
   log.info(
     { url, port: server.port, partitions: partitionCount, group: config.groupId },
@@ -244,6 +265,7 @@ export async function startGateway(
     // Leave the group first: the partitions move now, so clients told to reconnect below find
     // the new owners through the router instead of this gateway.
     await consumer.close();
+    await channelFeed.close();
     for (const session of [...server.sessions()]) session.close("restart", jitter(config.reconnectHintMaxMs));
     await producer.close();
     await admin.close();

@@ -62,6 +62,9 @@ export class GatewayMetrics {
   readonly undeliverable = new Counts(by("rt.reason"));
   redirects = 0;
   rebalances = 0;
+  /** Live channel events read from rt.channels, and socket writes they fanned out to. */
+  channelEvents = 0;
+  channelDeliveries = 0;
   /** Records read from the deliveries topic, and of them those read again by a catch-up. */
   recordsRead = 0;
   recordsReplayed = 0;
@@ -121,6 +124,13 @@ export class GatewayMetrics {
     counter("rt.resumes", "Sessions by resume outcome", "{session}", this.resumes);
     counter("rt.delivery.undeliverable", "Records skipped as undeliverable", "{record}", this.undeliverable);
     single("rt.redirects", "hello answered with a redirect", "{redirect}", () => this.redirects);
+    single("rt.channel.events", "Live channel events read", "{event}", () => this.channelEvents);
+    single(
+      "rt.fanout.deliveries",
+      "Socket writes of live channel events (fanout on read)",
+      "{delivery}",
+      () => this.channelDeliveries,
+    );
     single(
       "rt.rebalances",
       "Group rebalances seen (assignments received)",

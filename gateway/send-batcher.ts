@@ -102,7 +102,7 @@ export interface SendBatcher {
 
 /** Bytes a record weighs against the limits: value, key and headers. */
 export function recordBytes(record: OutRecord): number {
-  let bytes = record.value.length + Buffer.byteLength(record.key);
+  let bytes = (record.value?.length ?? 0) + Buffer.byteLength(record.key);
   for (const [name, value] of Object.entries(record.headers ?? {})) {
     bytes += Buffer.byteLength(name) + Buffer.byteLength(value);
   }

@@ -1,7 +1,9 @@
 /**
  * The uWebSockets.js shell: HTTP routes (/healthz, /readyz, /v1/stats, /metrics), the WebSocket endpoint /v1/ws
  * and the mapping of uWS callbacks onto Session. Upgrade requests are copied before any
- * await (uWS request objects die with the callback) and aborts are handled.
+ * await (uWS request objects die with the callback) and aborts are handled. Upgrades are admitted
+ * before any work is done for them: Origin allowlist, total, not-yet-live and per-address caps
+ * (admission.ts; docs/SECURITY.md).
  */
 import type { HttpRequest, HttpResponse, TemplatedApp, WebSocket } from "uWebSockets.js";
 import type { Logger } from "../common/log.ts";
@@ -10,6 +12,7 @@ import { parseCursor } from "../schemas/cursor.ts";
 import type { Verifier } from "./auth.ts";
 import type { GatewayConfig } from "./config.ts";
 import type { GatewayMetrics } from "./metrics.ts";
+import { clientKey, ConnectionCounter, originAllowed, PendingSockets } from "./admission.ts";
 import { Session, type PreAuth, type SessionDeps } from "./session.ts";
 import { listen, type UwsModule } from "./uws.ts";
 
@@ -21,6 +24,8 @@ interface SocketData {
   preAuth: PreAuth | null;
   session: Session | null;
   closed: boolean;
+  /** Uncounts the socket from its client address's connections. Safe to call twice. */
+  release: () => void;
 }
 
 export interface ServerHooks {
@@ -47,6 +52,11 @@ export interface Server {
   sessions(): Iterable<Session>;
   /** Open WebSockets, welcomed or not. */
   connections(): number;
+  /**
+   * Sends `text` to every socket subscribed to `topic` (uWS's native publish: one copy per
+   * socket, skipped for sockets past the backpressure cap). Returns the subscriber count.
+   */
+  publish(topic: string, text: string): number;
 }
 
 function json(res: HttpResponse, status: string, body: unknown): void {
@@ -59,6 +69,11 @@ export async function startServer(uws: UwsModule, hooks: ServerHooks): Promise<S
   const { config, log } = hooks;
   const app: TemplatedApp = uws.App();
   const open = new Set<Session>();
+  const { admission } = config;
+  const perClient = new ConnectionCounter(admission.maxConnectionsPerIp);
+  /** Open sockets that may not be live yet; `verifying` counts upgrades whose token is being checked. */
+  const unauthenticated = new PendingSockets<Session>((s) => !s.live);
+  let verifying = 0;
   const maxBuffered = config.limits.maxBufferedBytes;
   // uWS pings a socket after `idleTimeout - min(idleTimeout / 2, 16)` seconds of silence and
   // drops it when the rest passes without a reply: choose idleTimeout so the first ping comes
@@ -73,7 +88,18 @@ export async function startServer(uws: UwsModule, hooks: ServerHooks): Promise<S
     else json(res, "503 Service Unavailable", { status: "not_ready", reason, node: config.nodeId });
   });
 
-  app.get("/v1/stats", (res) => json(res, "200 OK", { node: config.nodeId, ...hooks.stats() }));
+  app.get("/v1/stats", (res) =>
+    json(res, "200 OK", {
+      node: config.nodeId,
+      ...hooks.stats(),
+      admission: {
+        sockets: open.size,
+        maybeUnauthenticated: unauthenticated.size,
+        verifying,
+        clientAddresses: perClient.keys,
+      },
+    }),
+  );
 
   app.get("/metrics", (res) => {
     let aborted = false;
@@ -110,17 +136,37 @@ export async function startServer(uws: UwsModule, hooks: ServerHooks): Promise<S
       const extensions = req.getHeader("sec-websocket-extensions");
       const authorization = req.getHeader("authorization");
       const cursorHeader = req.getHeader("x-rt-cursor");
+      const origin = req.getHeader("origin");
+      const client = clientKey(Buffer.from(res.getRemoteAddressAsText()).toString());
       const refused = hooks.metrics.upgradesRefused;
       if (hooks.draining()) {
         refused.add("draining");
         json(res, "503 Service Unavailable", { error: "draining", message: "this gateway is shutting down" });
         return;
       }
-      if (hooks.connectionCount() >= config.limits.maxConnections) {
+      if (!originAllowed(admission.allowedOrigins, origin)) {
+        // A page on another site trying to use the user's browser (cross-site WebSocket hijacking).
+        refused.add("forbidden_origin");
+        json(res, "403 Forbidden", {
+          error: "forbidden_origin",
+          message: "this Origin may not open WebSockets on this gateway",
+        });
+        return;
+      }
+      // Every socket counts, welcomed or not, and so do upgrades whose token is being checked.
+      if (open.size + verifying >= config.limits.maxConnections) {
         refused.add("at_capacity");
         json(res, "503 Service Unavailable", {
           error: "at_capacity",
           message: "this gateway is full; retry",
+        });
+        return;
+      }
+      if (unauthenticated.full(admission.maxUnauthenticated, verifying, Date.now())) {
+        refused.add("unauthenticated_cap");
+        json(res, "503 Service Unavailable", {
+          error: "at_capacity",
+          message: "too many connections are waiting for hello on this gateway; retry",
         });
         return;
       }
@@ -137,10 +183,27 @@ export async function startServer(uws: UwsModule, hooks: ServerHooks): Promise<S
           return;
         }
       }
+      let counted = false;
+      const release = () => {
+        if (counted) perClient.remove(client);
+        counted = false;
+      };
+      /** Counts the connection for its address; false (and a 429 sent) when it has too many. */
+      const countClient = (): boolean => {
+        counted = perClient.tryAdd(client);
+        if (!counted) {
+          refused.add("too_many_connections");
+          json(res, "429 Too Many Requests", {
+            error: "too_many_connections",
+            message: `this address has ${admission.maxConnectionsPerIp} connections to this gateway already`,
+          });
+        }
+        return counted;
+      };
       const upgrade = (preAuth: PreAuth | null) =>
         res.cork(() => {
           res.upgrade<SocketData>(
-            { preAuth, session: null, closed: false },
+            { preAuth, session: null, closed: false, release },
             key,
             protocol,
             extensions,
@@ -148,7 +211,7 @@ export async function startServer(uws: UwsModule, hooks: ServerHooks): Promise<S
           );
         });
       if (authorization === "") {
-        upgrade(null);
+        if (countClient()) upgrade(null);
         return;
       }
       const m = /^Bearer ([^\s]+)$/i.exec(authorization);
@@ -168,11 +231,15 @@ export async function startServer(uws: UwsModule, hooks: ServerHooks): Promise<S
         });
         return;
       }
+      if (!countClient()) return;
       let aborted = false;
       res.onAborted(() => {
         aborted = true;
       });
+      verifying += 1;
       void hooks.verifier.verify(m[1]!).then((r) => {
+        verifying -= 1;
+        if (aborted || !r.ok) release();
         if (aborted) return;
         if (!r.ok) {
           hooks.metrics.authFailures.add(`upgrade:${r.reason}`);
@@ -188,6 +255,7 @@ export async function startServer(uws: UwsModule, hooks: ServerHooks): Promise<S
         upgrade({
           user: r.user,
           expiresAtMs: r.expiresAtMs,
+          claims: r.claims,
           cursor: cursorHeader === "" ? undefined : cursorHeader,
         });
       });
@@ -216,12 +284,19 @@ export async function startServer(uws: UwsModule, hooks: ServerHooks): Promise<S
             data.closed = true;
             ws.end(code, reason);
           },
+          subscribe(topic) {
+            if (!data.closed) ws.subscribe(topic);
+          },
+          unsubscribe(topic) {
+            if (!data.closed) ws.unsubscribe(topic);
+          },
         },
         hooks.sessionDeps(),
         data.preAuth,
       );
       data.session = session;
       open.add(session);
+      unauthenticated.add(session);
       session.start();
     },
     message: (ws: WebSocket<SocketData>, message: ArrayBuffer, isBinary: boolean) => {
@@ -233,8 +308,10 @@ export async function startServer(uws: UwsModule, hooks: ServerHooks): Promise<S
     close: (ws: WebSocket<SocketData>) => {
       const data = ws.getUserData();
       data.closed = true;
+      data.release();
       if (data.session !== null) {
         open.delete(data.session);
+        unauthenticated.delete(data.session);
         data.session.closed();
       }
     },
@@ -250,5 +327,10 @@ export async function startServer(uws: UwsModule, hooks: ServerHooks): Promise<S
     stopListening: () => listening.close(),
     sessions: () => open,
     connections: () => open.size,
+    publish: (topic, text) => {
+      const n = app.numSubscribers(topic);
+      if (n > 0) app.publish(topic, text, false);
+      return n;
+    },
   };
 }

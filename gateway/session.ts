@@ -6,18 +6,25 @@
 import { randomBytes } from "node:crypto";
 import type { Logger } from "../common/log.ts";
 import { closeCodeByName, formatCloseReason, type CloseName } from "../schemas/close-codes.ts";
+import { allows, NO_GRANTS, readGrants, type Grants } from "../common/grants.ts";
 import { encodeDelivery } from "../schemas/codec.ts";
+import { channelEventCodec, roomEventCodec, roomPartition, SYSTEM_TYPE_PREFIX } from "../schemas/records.ts";
 import type { ErrorCode, WireError } from "../schemas/errors.ts";
 import {
   decodeClientFrame,
   encodeServerFrame,
   type ClientFrame,
   type FrameLimits,
+  type JoinFrame,
+  type LeaveFrame,
   type SendFrame,
   type ServerFrame,
+  type SubscribeFrame,
+  type UnsubscribeFrame,
 } from "../schemas/frames.ts";
 import { partitionForKey } from "../schemas/partition.ts";
-import { isMessageId, parseTarget } from "../schemas/targets.ts";
+import { BROADCAST_CHANNEL, isMessageId, parseTarget, type Target } from "../schemas/targets.ts";
+import type { OutRecord } from "../common/kafka/kafka.ts";
 import { parseCursor } from "../schemas/cursor.ts";
 import type { Verifier } from "./auth.ts";
 import type { CatchUp } from "./catchup.ts";
@@ -28,6 +35,8 @@ import type { GatewayConfig } from "./config.ts";
 import type { Ownership } from "./ownership.ts";
 import { createTokenBucket, type TokenBucket } from "./rate-limit.ts";
 import type { Registry } from "./registry.ts";
+import type { Revocations } from "./revocations.ts";
+import type { RoomRates } from "./room-rates.ts";
 import type { SendBatcher } from "./send-batcher.ts";
 import { inContext, type GatewayTracing, type SendTrace } from "./tracing.ts";
 
@@ -35,6 +44,14 @@ import { inContext, type GatewayTracing, type SendTrace } from "./tracing.ts";
 export interface Socket {
   send(text: string): boolean;
   close(code: number, reason: string): void;
+  /** Adds the socket to a publish topic of the server (see channelTopic). */
+  subscribe(topic: string): void;
+  unsubscribe(topic: string): void;
+}
+
+/** The server's publish topic of a live channel; `*` (broadcast) is every live session's. */
+export function channelTopic(channel: string): string {
+  return `c:${channel}`;
 }
 
 export interface SessionDeps {
@@ -44,6 +61,11 @@ export interface SessionDeps {
   readonly registry: Registry<Session>;
   readonly batcher: SendBatcher;
   readonly partitionCount: number;
+  /** Partitions of rt.room-events (and rt.room-members). */
+  readonly roomPartitionCount: number;
+  readonly channelPartitionCount: number;
+  readonly revocations: Revocations;
+  readonly roomRates: RoomRates;
   readonly epoch: string;
   readonly log: Logger;
   readonly draining: () => boolean;
@@ -57,6 +79,7 @@ export interface SessionDeps {
 export interface PreAuth {
   readonly user: string;
   readonly expiresAtMs: number;
+  readonly claims: Readonly<Record<string, unknown>>;
   /** From the upgrade's X-RT-Cursor header, already validated. */
   readonly cursor: string | undefined;
 }
@@ -69,6 +92,11 @@ export class Session {
   readonly id = randomBytes(6).toString("base64url");
   #state: State = "hello";
   #user: string | null = null;
+  #grants: Grants = NO_GRANTS;
+  /** The token's `iat` in ms (0 without one): a revocation after it ends the session. */
+  #issuedAtMs = 0;
+  /** Live channels this session subscribed to (broadcast excluded). */
+  readonly #channels = new Set<string>();
   #partition = -1;
   /** Offset of the last event this session has (or needs nothing at or below). */
   #lastOffset = -1n;
@@ -108,7 +136,7 @@ export class Session {
   start(): void {
     if (this.preAuth === null) return;
     this.#state = "authenticating";
-    void this.#admit(this.preAuth.user, this.preAuth.expiresAtMs, this.preAuth.cursor);
+    void this.#admit(this.preAuth, this.preAuth.cursor);
   }
 
   get user(): string | null {
@@ -117,6 +145,10 @@ export class Session {
 
   get partition(): number {
     return this.#partition;
+  }
+
+  get issuedAtMs(): number {
+    return this.#issuedAtMs;
   }
 
   get live(): boolean {
@@ -249,11 +281,23 @@ export class Session {
       else this.#fail("unauthorized", result.message, "unauthorized");
       return;
     }
-    await this.#admit(result.user, result.expiresAtMs, cursor);
+    await this.#admit(result, cursor);
   }
 
-  async #admit(user: string, expiresAtMs: number, cursorText: string | undefined): Promise<void> {
+  async #admit(
+    verified: { user: string; expiresAtMs: number; claims: Readonly<Record<string, unknown>> },
+    cursorText: string | undefined,
+  ): Promise<void> {
     const { ownership, registry, config } = this.deps;
+    const { user, expiresAtMs } = verified;
+    const grants = readGrants(verified.claims);
+    if (!grants.ok) {
+      this.deps.metrics.authFailures.add("hello:bad_claims");
+      this.#fail("unauthorized", grants.message, "unauthorized");
+      return;
+    }
+    const iat = verified.claims["iat"];
+    const issuedAtMs = typeof iat === "number" && Number.isFinite(iat) ? iat * 1000 : 0;
     const partition = partitionForKey(user, this.deps.partitionCount);
     if (this.deps.draining()) {
       this.close("restart", jitter(config.reconnectHintMaxMs));
@@ -293,6 +337,12 @@ export class Session {
       this.close("moved");
       return;
     }
+    const revokedAt = this.deps.revocations.revokedAt(user);
+    if (revokedAt !== undefined && issuedAtMs <= revokedAt) {
+      this.deps.metrics.authFailures.add("hello:revoked");
+      this.#fail("unauthorized", "the user's sessions were revoked: sign in again", "revoked");
+      return;
+    }
     if (!registry.add(user, this)) {
       this.#fail(
         "forbidden",
@@ -317,6 +367,8 @@ export class Session {
     });
     this.deps.metrics.resumes.add(plan.recovered ? "recovered" : plan.reason);
     this.#user = user;
+    this.#grants = grants.grants;
+    this.#issuedAtMs = issuedAtMs;
     this.#partition = partition;
     this.#lastOffset = plan.startAfter;
     this.#state = "live";
@@ -336,10 +388,11 @@ export class Session {
         max_frame_bytes: config.limits.maxFrameBytes,
         max_data_depth: config.limits.maxDataDepth,
         max_rooms: 0,
-        max_channels: 0,
+        max_channels: config.limits.maxChannelsPerSession,
         sends_per_s: config.limits.sendsPerSecond,
       },
     });
+    this.socket.subscribe(channelTopic(BROADCAST_CHANNEL));
     if (plan.recovered) {
       this.#waitSeek = this.deps.catchUp.request(partition, plan.startAfter, liveEdge);
       if (this.#waitSeek > 0) {
@@ -394,16 +447,103 @@ export class Session {
         return;
       case "join":
       case "leave":
+        this.#onMembership(frame);
+        return;
       case "subscribe":
+        this.#onSubscribe(frame);
+        return;
       case "unsubscribe":
-        this.write({
-          op: "ack",
-          id: frame.id,
-          ok: false,
-          error: { code: "forbidden", message: `${frame.op} is not enabled on this gateway` },
-        });
+        this.#onUnsubscribe(frame);
         return;
     }
+  }
+
+  /** Closes the session because its user's sessions were revoked (a control record). */
+  revoke(): void {
+    if (this.#state === "closed") return;
+    this.write({ op: "error", code: "unauthorized", message: "this user's sessions were revoked" });
+    this.close("revoked");
+  }
+
+  /** Takes a write request from the rate limit; false (answered, or closed) when over it. */
+  #admitWrite(id: string): boolean {
+    if (this.deps.draining()) {
+      this.#refuseSend(id, "unavailable", "this gateway is restarting; resend after reconnecting");
+      return false;
+    }
+    const now = Date.now();
+    const take = this.#bucket.take(now);
+    if (take.ok) return true;
+    if (!this.#abuse.take(now).ok) {
+      this.deps.metrics.sends.add("rate_limited");
+      this.#fail("rate_limited", "kept sending past the rate limit", "rate_limited");
+      return false;
+    }
+    this.#refuseSend(
+      id,
+      "rate_limited",
+      `over ${this.deps.config.limits.sendsPerSecond} sends/s; retry in ${take.retryAfterMs} ms`,
+    );
+    return false;
+  }
+
+  /** join / leave: one entry in the room's log; the router applies it in order with messages. */
+  #onMembership(frame: JoinFrame | LeaveFrame): void {
+    if (frame.op === "join" && !allows(this.#grants.rooms, frame.room)) {
+      this.#refuseSend(frame.id, "forbidden", `the token does not allow joining room ${frame.room}`);
+      return;
+    }
+    if (!this.#admitWrite(frame.id)) return;
+    const user = this.#user!;
+    const now = Date.now();
+    const join = frame.op === "join";
+    const value = roomEventCodec.encode({
+      id: frame.id,
+      kind: join ? "join" : "leave",
+      room: frame.room,
+      sender: user,
+      member: user,
+      type: join ? "rt.joined" : "rt.left",
+      ts: now,
+      data: "null",
+      attributes: {},
+    });
+    const topic = this.deps.config.topics.names.roomEvents;
+    const partition = roomPartition(frame.room, this.deps.roomPartitionCount);
+    this.#produce(
+      frame.id,
+      frame.op,
+      `room:${frame.room}`,
+      topic,
+      { key: frame.room, value, partition },
+      now,
+    );
+  }
+
+  #onSubscribe(frame: SubscribeFrame): void {
+    const { channel } = frame;
+    if (channel !== BROADCAST_CHANNEL && !this.#channels.has(channel)) {
+      if (!allows(this.#grants.channels, channel)) {
+        this.#refuseSend(frame.id, "forbidden", `the token does not allow subscribing to channel ${channel}`);
+        return;
+      }
+      const max = this.deps.config.limits.maxChannelsPerSession;
+      if (this.#channels.size >= max) {
+        this.#refuseSend(frame.id, "limit_reached", `at most ${max} channels per session`);
+        return;
+      }
+      this.#channels.add(channel);
+      this.socket.subscribe(channelTopic(channel));
+    }
+    this.write({ op: "ack", id: frame.id, ok: true });
+  }
+
+  #onUnsubscribe(frame: UnsubscribeFrame): void {
+    // Broadcast cannot be left: it is how the operators reach everyone.
+    if (frame.channel !== BROADCAST_CHANNEL && this.#channels.delete(frame.channel)) {
+      this.socket.unsubscribe(channelTopic(frame.channel));
+    }
+    this.write({ op: "ack", id: frame.id, ok: true });
   }
 
   async #onAuth(id: string, token: string): Promise<void> {
@@ -411,7 +551,12 @@ export class Session {
     if (this.#state !== "live") return;
     if (!result.ok) {
       this.deps.metrics.authFailures.add(`refresh:${result.reason}`);
-      const code = result.reason === "expired" ? "token_expired" : "unauthorized";
+      const code =
+        result.reason === "jwks_unavailable" || result.reason === "closed"
+          ? "unavailable"
+          : result.reason === "expired"
+            ? "token_expired"
+            : "unauthorized";
       this.write({ op: "ack", id, ok: false, error: { code, message: result.message } });
       return;
     }
@@ -435,35 +580,149 @@ export class Session {
   }
 
   #onSend(frame: SendFrame): void {
-    if (this.deps.draining()) {
-      this.#refuseSend(frame.id, "unavailable", "this gateway is restarting; resend after reconnecting");
-      return;
-    }
-    const startedMs = performance.now();
-    const now = Date.now();
-    const take = this.#bucket.take(now);
-    if (!take.ok) {
-      if (!this.#abuse.take(now).ok) {
-        this.deps.metrics.sends.add("rate_limited");
-        this.#fail("rate_limited", "kept sending past the rate limit", "rate_limited");
-        return;
-      }
-      this.#refuseSend(
-        frame.id,
-        "rate_limited",
-        `over ${this.deps.config.limits.sendsPerSecond} sends/s; retry in ${take.retryAfterMs} ms`,
-      );
+    if (frame.type.startsWith(SYSTEM_TYPE_PREFIX)) {
+      this.#refuseSend(frame.id, "forbidden", `types starting with ${SYSTEM_TYPE_PREFIX} are reserved`);
       return;
     }
     const target = parseTarget(frame.to);
-    if (target === undefined || target.kind !== "user") {
+    if (target === undefined) {
+      this.#refuseSend(frame.id, "bad_target", "must be user:<id>, room:<name> or channel:<name>");
+      return;
+    }
+    // Policy before the rate limit: a refused target costs the client nothing but the ack.
+    if (target.kind === "room" && !allows(this.#grants.rooms, target.room)) {
+      this.#refuseSend(frame.id, "forbidden", `the token does not allow room ${target.room}`);
+      return;
+    }
+    if (target.kind === "channel" && !allows(this.#grants.publish, target.channel)) {
       this.#refuseSend(
         frame.id,
         "forbidden",
-        `sending to ${target?.kind ?? "this target"} is not enabled on this gateway`,
+        `the token does not allow publishing to channel ${target.channel}`,
       );
       return;
     }
+    if (!this.#admitWrite(frame.id)) return;
+    if (target.kind === "user") this.#sendDirect(frame, target.user);
+    else this.#sendShared(frame, target);
+  }
+
+  /** A room message or a live channel event: acked when Kafka has it (no cursor: not in an inbox). */
+  #sendShared(frame: SendFrame, target: Exclude<Target, { kind: "user" }>): void {
+    const user = this.#user!;
+    const now = Date.now();
+    const data = JSON.stringify(frame.data);
+    const { names } = this.deps.config.topics;
+    if (target.kind === "room") {
+      const retryAfterMs = this.deps.roomRates.take(target.room, now);
+      if (retryAfterMs > 0) {
+        this.#refuseSend(
+          frame.id,
+          "rate_limited",
+          `room ${target.room} is over ${this.deps.config.limits.roomSendsPerSecond} sends/s; retry in ${retryAfterMs} ms`,
+        );
+        return;
+      }
+      const value = roomEventCodec.encode({
+        id: frame.id,
+        kind: "message",
+        room: target.room,
+        sender: user,
+        member: null,
+        type: frame.type,
+        ts: now,
+        data,
+        attributes: {},
+      });
+      const partition = roomPartition(target.room, this.deps.roomPartitionCount);
+      this.#produce(
+        frame.id,
+        "send",
+        frame.to,
+        names.roomEvents,
+        { key: target.room, value, partition },
+        now,
+        frame.traceparent,
+      );
+      return;
+    }
+    const value = channelEventCodec.encode({
+      id: frame.id,
+      channel: target.channel,
+      sender: user,
+      type: frame.type,
+      ts: now,
+      data,
+      attributes: {},
+    });
+    const partition = partitionForKey(target.channel, this.deps.channelPartitionCount);
+    this.#produce(
+      frame.id,
+      "send",
+      frame.to,
+      names.channels,
+      { key: target.channel, value, partition },
+      now,
+      frame.traceparent,
+    );
+  }
+
+  /**
+   * Writes one record of a room or channel request through the batcher and acks it (ok without a
+   * cursor, or the failure), inside the request's trace when tracing is on.
+   */
+  #produce(
+    id: string,
+    op: string,
+    to: string,
+    topic: string,
+    record: OutRecord & { partition: number },
+    now: number,
+    traceparent?: string,
+  ): void {
+    const startedMs = performance.now();
+    const { tracing } = this.deps;
+    const st: SendTrace | null = tracing.enabled
+      ? tracing.startSend({
+          conn: this.id,
+          user: this.#user!,
+          id,
+          to,
+          recipient: record.key,
+          partition: record.partition,
+          traceparent,
+          topic,
+          op,
+        })
+      : null;
+    const headers = st?.headers ?? (traceparent === undefined ? undefined : { traceparent });
+    void this.deps.batcher
+      .enqueue(topic, { ...record, timestampMs: now, ...(headers === undefined ? {} : { headers }) })
+      .then((r) => {
+        const code = ackCode(r);
+        const ack = () => {
+          if (r.ok) this.write({ op: "ack", id, ok: true });
+          else
+            this.write({ op: "ack", id, ok: false, error: { code: code as ErrorCode, message: r.message } });
+          this.deps.metrics.acked(code, performance.now() - startedMs);
+        };
+        if (st === null) {
+          ack();
+          return;
+        }
+        tracing.produced(
+          st,
+          r.ok ? { offset: r.position.offset, cursor: "" } : { error: r.code, message: r.message },
+        );
+        inContext(st.context, ack);
+        tracing.acked(st, code, undefined);
+      });
+  }
+
+  #sendDirect(frame: SendFrame, recipient: string): void {
+    const startedMs = performance.now();
+    const now = Date.now();
+    const target = { user: recipient };
     const user = this.#user!;
     const value = encodeDelivery({
       id: frame.id,
@@ -502,13 +761,7 @@ export class Session {
       })
       .then((r) => {
         const cursor = r.ok ? `${this.deps.epoch}:${r.position.partition}:${r.position.offset}` : undefined;
-        const code: ErrorCode | "ok" = r.ok
-          ? "ok"
-          : r.code === "queue_full"
-            ? "queue_full"
-            : r.code === "rejected"
-              ? "internal"
-              : "unavailable";
+        const code = ackCode(r);
         const ack = () => {
           if (r.ok) this.write({ op: "ack", id: frame.id, ok: true, cursor });
           else
@@ -535,6 +788,13 @@ export class Session {
         tracing.acked(st, code, cursor);
       });
   }
+}
+
+/** The ack code of a batcher outcome. */
+function ackCode(r: { ok: true } | { ok: false; code: string }): ErrorCode | "ok" {
+  if (r.ok) return "ok";
+  if (r.code === "queue_full") return "queue_full";
+  return r.code === "rejected" ? "internal" : "unavailable";
 }
 
 /** Full jitter: a uniform delay in [0, maxMs], so a fleet of clients does not reconnect at once. */

@@ -58,6 +58,10 @@ export interface SendStart {
   readonly recipient: string;
   readonly partition: number;
   readonly traceparent: string | undefined;
+  /** The topic written to; default: the deliveries topic. */
+  readonly topic?: string;
+  /** The frame's op, e.g. send or join; default: send. */
+  readonly op?: string;
 }
 
 export class GatewayTracing {
@@ -87,18 +91,20 @@ export class GatewayTracing {
       return { receive, context: ctx, produce: null, headers };
     }
     receive.setAttributes({
-      "rt.op": "send",
+      "rt.op": s.op ?? "send",
       "rt.conn": s.conn,
       "user.id": s.user,
       "rt.message.id": s.id,
       "rt.target": s.to,
     });
+    const topic = s.topic ?? this.topic;
     const produce = this.tracer.startSpan(
-      `send ${this.topic}`,
+      `send ${topic}`,
       {
         kind: SpanKind.PRODUCER,
         attributes: {
           ...this.#messaging,
+          "messaging.destination.name": topic,
           "messaging.operation.name": "send",
           "messaging.operation.type": "send",
           "messaging.destination.partition.id": String(s.partition),

@@ -1,9 +1,18 @@
 /**
  * The load test's command line, parsed and validated as a pure function: argv in, options or a
  * one-line error naming the flag out. Accepts `--flag value` and `--flag=value`; every flag at
- * most once. The first argument names the scenario: `direct` (here) or `churn` (churn-args.ts).
+ * most once. The first argument names the scenario: `direct` (here), `churn` (churn-args.ts),
+ * `room` or `broadcast` (fanout-args.ts).
  */
 import { CHURN_USAGE, parseChurn, type ChurnOptions } from "./churn-args.ts";
+import {
+  BROADCAST_USAGE,
+  parseBroadcast,
+  parseRoom,
+  ROOM_USAGE,
+  type BroadcastOptions,
+  type RoomOptions,
+} from "./fanout-args.ts";
 import {
   decimal,
   fail,
@@ -19,10 +28,12 @@ import { checkTargetUrl } from "./loopback.ts";
 
 export { MAX_MESSAGES_PER_RUN, type ProcessRef };
 
-const SCENARIOS = "`direct` or `churn`";
+const SCENARIOS = "`direct`, `churn`, `room` or `broadcast`";
 
 export const USAGE = `usage: npm run loadtest -- direct [flags]
        npm run loadtest -- churn [flags]
+       npm run loadtest -- room [flags]
+       npm run loadtest -- broadcast [flags]
 
 direct: user-to-user events through running gateways, measured end to end
   --gateway <ws-url>        gateway to connect to; redirects are followed (default ws://127.0.0.1:8081/v1/ws)
@@ -39,7 +50,11 @@ direct: user-to-user events through running gateways, measured end to end
   --per-connection-max <n>  largest sends/s per sender allowed; raise with RT_SENDS_PER_S (default 40)
   --allow-remote            allow a gateway that is not loopback (only for a real cluster you own)
 
-${CHURN_USAGE}`;
+${CHURN_USAGE}
+
+${ROOM_USAGE}
+
+${BROADCAST_USAGE}`;
 
 export interface DirectOptions {
   readonly scenario: "direct";
@@ -59,7 +74,7 @@ export interface DirectOptions {
 }
 
 export type ParseResult =
-  | { readonly kind: "run"; readonly options: DirectOptions | ChurnOptions }
+  | { readonly kind: "run"; readonly options: DirectOptions | ChurnOptions | RoomOptions | BroadcastOptions }
   | { readonly kind: "help" }
   | { readonly kind: "error"; readonly message: string };
 
@@ -160,6 +175,8 @@ function parseOrThrow(argv: readonly string[]): ParseResult {
   if (scenario === undefined) throw new FlagError(`missing scenario: expected ${SCENARIOS} (see --help)`);
   if (scenario === "direct") return { kind: "run", options: parseDirect(rest) };
   if (scenario === "churn") return { kind: "run", options: parseChurn(rest) };
+  if (scenario === "room") return { kind: "run", options: parseRoom(rest) };
+  if (scenario === "broadcast") return { kind: "run", options: parseBroadcast(rest) };
   throw new FlagError(`unknown scenario ${JSON.stringify(scenario)}: expected ${SCENARIOS} (see --help)`);
 }
 

@@ -125,7 +125,7 @@ const BOOLEAN_FLAGS = ["restart", "allow-remote"] as const;
 /** At most this many brokers in --brokers. */
 const MAX_BROKERS = 16;
 
-function brokerList(text: string, allowRemote: boolean): string[] {
+export function brokerList(text: string, allowRemote: boolean): string[] {
   const list: string[] = [];
   for (const item of text.split(",")) {
     const m = /^(\[[0-9A-Fa-f:.]{2,45}\]|[A-Za-z0-9.-]{1,253}):(\d{1,5})$/.exec(item);

@@ -22,6 +22,9 @@ export interface BackboneOptions {
   readonly runId: string;
   /** Where the services' output goes (capped); null: nowhere. */
   readonly logFile: string | null;
+  /** More environment for every gateway, and for the router (they win over the defaults). */
+  readonly gatewayEnv?: Readonly<Record<string, string>>;
+  readonly routerEnv?: Readonly<Record<string, string>>;
 }
 
 interface Started {
@@ -83,6 +86,7 @@ export class Backbone {
       RT_GATEWAY_SESSION_TIMEOUT_MS: String(o.sessionTimeoutMs),
       RT_DELIVERIES_PARTITIONS: String(o.partitions),
       RT_LOG_LEVEL: "warn",
+      ...o.gatewayEnv,
     };
   }
 
@@ -121,6 +125,7 @@ export class Backbone {
         RT_JWT_SECRET: o.secret,
         RT_DELIVERIES_PARTITIONS: String(o.partitions),
         RT_LOG_LEVEL: "warn",
+        ...o.routerEnv,
       });
       const gateways = Array.from({ length: o.gateways }, (_, i) =>
         b.#spawn("gateway", `gw${i + 1}`, b.#gatewayEnv(`gw${i + 1}`)),
@@ -190,6 +195,23 @@ export class Backbone {
       connections: body.connections,
       owned: Array.isArray(body.owned) ? (body.owned as number[]) : [],
     };
+  }
+
+  /** Each partition's owner, as the gateways' /v1/stats say, by the owner's WebSocket URL. */
+  async owners(): Promise<Map<number, string>> {
+    const out = new Map<number, string>();
+    for (const s of this.#started) {
+      if (s.service.kind !== "gateway" || s.url === null) continue;
+      const stats = await this.gatewayStats(s.service.name);
+      for (const p of stats?.owned ?? []) out.set(p, s.url);
+    }
+    return out;
+  }
+
+  /** The router's GET /v1/stats body; null when it does not answer. */
+  async routerStats(): Promise<unknown> {
+    const r = await getJson(`${this.routerUrl}/v1/stats`);
+    return r?.status === 200 ? r.body : null;
   }
 
   records(): {

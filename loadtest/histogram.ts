@@ -45,6 +45,18 @@ function msb(v: number): number {
   return m;
 }
 
+/** A histogram as plain data (see `Histogram.toSparse`): `buckets` is index, count, index, count... */
+export interface SparseHistogram {
+  readonly highestTrackableValue: number;
+  readonly significantDigits: number;
+  readonly total: number;
+  readonly sum: number;
+  readonly min: number;
+  readonly max: number;
+  readonly clamped: number;
+  readonly buckets: readonly number[];
+}
+
 export class Histogram {
   readonly highestTrackableValue: number;
   readonly significantDigits: number;
@@ -195,6 +207,56 @@ export class Histogram {
     this.#clamped += other.#clamped;
     this.#min = Math.min(this.#min, other.#min);
     this.#max = Math.max(this.#max, other.#max);
+  }
+
+  /**
+   * The histogram as plain data (its non-empty buckets and exact aggregates), to send to another
+   * process; `addSparse` on a histogram of the same range and precision adds it there.
+   */
+  toSparse(): SparseHistogram {
+    const buckets: number[] = [];
+    for (let i = 0; i < this.#counts.length; i++) {
+      const c = this.#counts[i]!;
+      if (c !== 0) buckets.push(i, c);
+    }
+    return {
+      highestTrackableValue: this.highestTrackableValue,
+      significantDigits: this.significantDigits,
+      total: this.#total,
+      sum: this.#sum,
+      min: this.#total === 0 ? 0 : this.#min,
+      max: this.#max,
+      clamped: this.#clamped,
+      buckets,
+    };
+  }
+
+  /** Adds the values of `toSparse()` output; throws on another range or precision, or bad data. */
+  addSparse(s: SparseHistogram): void {
+    if (
+      s.highestTrackableValue !== this.highestTrackableValue ||
+      s.significantDigits !== this.significantDigits
+    ) {
+      throw new RangeError("can only add a sparse histogram of the same range and precision");
+    }
+    if (s.total === 0) return;
+    if (s.buckets.length % 2 !== 0) throw new RangeError("sparse buckets must be index, count pairs");
+    let n = 0;
+    for (let k = 0; k < s.buckets.length; k += 2) {
+      const i = s.buckets[k]!;
+      const c = s.buckets[k + 1]!;
+      if (!Number.isSafeInteger(i) || i < 0 || i >= this.#counts.length || !(c > 0)) {
+        throw new RangeError(`bad sparse bucket ${i}: ${c}`);
+      }
+      n += c;
+    }
+    if (n !== s.total) throw new RangeError(`sparse buckets hold ${n} values, total says ${s.total}`);
+    for (let k = 0; k < s.buckets.length; k += 2) this.#counts[s.buckets[k]!]! += s.buckets[k + 1]!;
+    this.#total += s.total;
+    this.#sum += s.sum;
+    this.#clamped += s.clamped;
+    this.#min = Math.min(this.#min, s.min);
+    this.#max = Math.max(this.#max, s.max);
   }
 
   /** Forgets every value; memory stays allocated. */

@@ -8,7 +8,7 @@ import { readFileSync } from "node:fs";
 import { cpus, loadavg, release, totalmem } from "node:os";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
-import { parseMaxOpenFiles, parseProcStatTicks, parseVmRssBytes } from "./proc-stat.ts";
+import { parseMachineCpuTicks, parseMaxOpenFiles, parseProcStatTicks, parseVmRssBytes } from "./proc-stat.ts";
 
 export const REPO_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), "..");
 
@@ -90,6 +90,15 @@ export function processRssBytes(pid: number): number | null {
 export function openFilesLimit(): number | null {
   try {
     return parseMaxOpenFiles(readFileSync("/proc/self/limits", "utf8"));
+  } catch {
+    return null;
+  }
+}
+
+/** The whole machine's busy and total CPU ticks since boot (/proc/stat); null if unreadable. */
+export function machineCpuTicks(): { busy: number; total: number } | null {
+  try {
+    return parseMachineCpuTicks(readFileSync("/proc/stat", "utf8"));
   } catch {
     return null;
   }

@@ -1,6 +1,7 @@
 /**
- * `npm run loadtest -- <scenario> [flags]`: `direct` (direct.ts) or `churn` (churn.ts); see
- * args.ts for the flags, docs/BENCHMARKS.md for the method. Exit codes: 0 the run completed and
+ * `npm run loadtest -- <scenario> [flags]`: `direct` (direct.ts), `churn` (churn.ts), `room`
+ * (room.ts) or `broadcast` (broadcast.ts); see args.ts for the flags, docs/BENCHMARKS.md for the
+ * method. Exit codes: 0 the run completed and
  * lost nothing; 1 it lost messages, was interrupted, could not set up or connect, or hit its
  * hard deadline; 2 a bad flag.
  *
@@ -15,6 +16,11 @@ import type { ChurnOptions } from "./churn-args.ts";
 import { churnDeadlineS, ChurnSetupError, runChurn } from "./churn.ts";
 import { churnSummaryText } from "./churn-report.ts";
 import { HARD_DEADLINE_SLACK_S, runDirect, RunSetupError } from "./direct.ts";
+import { broadcastDeadlineS, runBroadcast } from "./broadcast.ts";
+import type { BroadcastOptions, RoomOptions } from "./fanout-args.ts";
+import { broadcastSummaryText, roomSummaryText } from "./fanout-report.ts";
+import { FanoutSetupError } from "./fanout-run.ts";
+import { roomDeadlineS, runRoom } from "./room.ts";
 import { processTicks, REPO_ROOT } from "./machine.ts";
 import { summaryText } from "./report.ts";
 import { killAllNow } from "./services.ts";
@@ -68,6 +74,36 @@ async function churn(options: ChurnOptions, argv: string[], out: string, signal:
   return result.completed && result.totals !== null && result.totals.lost === 0 ? 0 : 1;
 }
 
+async function room(options: RoomOptions, argv: string[], out: string, signal: AbortSignal) {
+  const logFile = out.replace(/\.json$/, "") + ".services.log";
+  const result = await runRoom(
+    options,
+    ["tsx", "loadtest/main.ts", ...redactArgv(argv)],
+    signal,
+    log,
+    logFile,
+  );
+  writeFileSync(out, await formatJson(result, out));
+  console.log(roomSummaryText(result, shown(out)));
+  log(`services' output: ${shown(logFile)}`);
+  return result.completed && result.totals.lost === 0 && result.totals.duplicates === 0 ? 0 : 1;
+}
+
+async function broadcast(options: BroadcastOptions, argv: string[], out: string, signal: AbortSignal) {
+  const logFile = out.replace(/\.json$/, "") + ".services.log";
+  const result = await runBroadcast(
+    options,
+    ["tsx", "loadtest/main.ts", ...redactArgv(argv)],
+    signal,
+    log,
+    logFile,
+  );
+  writeFileSync(out, await formatJson(result, out));
+  console.log(broadcastSummaryText(result, shown(out)));
+  log(`services' output: ${shown(logFile)}`);
+  return result.completed && result.totals.missed === 0 && result.totals.duplicates === 0 ? 0 : 1;
+}
+
 async function main(argv: string[]): Promise<number> {
   const parsed = parseArgs(argv);
   if (parsed.kind === "help") {
@@ -102,7 +138,11 @@ async function main(argv: string[]): Promise<number> {
   const deadlineS =
     options.scenario === "direct"
       ? options.warmupS + options.durationS + options.graceS + HARD_DEADLINE_SLACK_S
-      : churnDeadlineS(options);
+      : options.scenario === "churn"
+        ? churnDeadlineS(options)
+        : options.scenario === "room"
+          ? roomDeadlineS(options)
+          : broadcastDeadlineS(options);
   const hardDeadline = setTimeout(() => {
     console.error(`loadtest: hard deadline of ${deadlineS} s passed; exiting without a result`);
     process.exit(1);
@@ -124,11 +164,18 @@ async function main(argv: string[]): Promise<number> {
   });
 
   try {
-    return options.scenario === "direct"
-      ? await direct(options, argv, out, controller.signal)
-      : await churn(options, argv, out, controller.signal);
+    switch (options.scenario) {
+      case "direct":
+        return await direct(options, argv, out, controller.signal);
+      case "churn":
+        return await churn(options, argv, out, controller.signal);
+      case "room":
+        return await room(options, argv, out, controller.signal);
+      case "broadcast":
+        return await broadcast(options, argv, out, controller.signal);
+    }
   } catch (e) {
-    if (e instanceof RunSetupError || e instanceof ChurnSetupError) {
+    if (e instanceof RunSetupError || e instanceof ChurnSetupError || e instanceof FanoutSetupError) {
       console.error(`loadtest: ${e.message}`);
       return 1;
     }

@@ -32,3 +32,19 @@ export function parseMaxOpenFiles(text: string): number | null {
   if (m[1] === "unlimited") return Infinity;
   return /^\d{1,12}$/.test(m[1]!) ? Number(m[1]) : null;
 }
+
+/**
+ * The whole machine's CPU time from the first line of /proc/stat (`cpu user nice system idle
+ * iowait irq softirq steal ...`, in clock ticks): busy (everything but idle and iowait) and
+ * total. Null when the text has no such line.
+ */
+export function parseMachineCpuTicks(text: string): { busy: number; total: number } | null {
+  const m = /^cpu\s+([\d\s]+)$/m.exec(text);
+  if (m === null) return null;
+  const f = m[1]!.trim().split(/\s+/).map(Number);
+  if (f.length < 4 || f.some((n) => !Number.isSafeInteger(n))) return null;
+  // guest and guest_nice (fields 9 and 10) are already counted in user and nice.
+  const total = f.slice(0, 8).reduce((a, b) => a + b, 0);
+  const idle = f[3]! + (f[4] ?? 0);
+  return { busy: total - idle, total };
+}

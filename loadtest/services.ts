@@ -66,6 +66,13 @@ export function killAllNow(): number {
   return n;
 }
 
+/** Registers another child of this run (a load generator) so `killAllNow` covers it until it exits. */
+export function trackChild(child: ChildProcess): void {
+  live.add(child);
+  child.once("close", () => live.delete(child));
+  child.once("error", () => live.delete(child));
+}
+
 export function liveServiceCount(): number {
   return live.size;
 }

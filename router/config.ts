@@ -3,6 +3,7 @@
  * in the names. Kafka, topic and auth settings are the shared readers, so a router and the
  * gateways of one cluster read the same variables the same way.
  */
+import { hostname } from "node:os";
 import { ConfigError, readEnum, readInt, readList, readString, type Env } from "../common/env.ts";
 import { readKafkaConfig, type KafkaConfig } from "../common/kafka-config.ts";
 import { LOG_LEVELS } from "../common/log.ts";
@@ -33,6 +34,18 @@ export interface RouterConfig {
   readonly lookupWaitMs: number;
   /** SIGTERM deadline: past it the process exits 1. */
   readonly shutdownGraceMs: number;
+  /** This router's stable name: its transactional id, so a restart fences its open transaction. */
+  readonly routerId: string;
+  /** The routers' consumer group on rt.room-events. */
+  readonly fanoutGroupId: string;
+  readonly maxRoomMembers: number;
+  /** Deliveries per fanout transaction (a batch fanning out more is split). */
+  readonly fanoutMaxTxnRecords: number;
+  readonly fanoutSessionTimeoutMs: number;
+  /** Largest POST /v1/publish or /v1/revoke body. */
+  readonly maxBodyBytes: number;
+  /** Largest `data` depth in a publish body (as the gateways' RT_MAX_DATA_DEPTH). */
+  readonly maxDataDepth: number;
 }
 
 /** `*` alone, or a comma list of origins (`scheme://host[:port]`, as browsers send them). */
@@ -61,6 +74,19 @@ function readCorsOrigins(env: Env): CorsOrigins {
   return Object.freeze([...new Set(items)]);
 }
 
+/** RT_ROUTER_ID: letters, digits and `._-`; default: the host name and the configured port. */
+function readRouterId(env: Env): string {
+  // Port 0 (tests) says nothing about the instance: the pid does.
+  const port = env["RT_ROUTER_PORT"] ?? "8080";
+  const instance = port === "0" ? `pid${process.pid}` : port;
+  const fallback = `${hostname()}-${instance}`.replace(/[^A-Za-z0-9._-]/g, "-");
+  const id = readString(env, "RT_ROUTER_ID", fallback);
+  if (!/^[A-Za-z0-9._-]{1,100}$/.test(id)) {
+    throw new ConfigError("RT_ROUTER_ID", "1-100 chars of [A-Za-z0-9._-]", id);
+  }
+  return id;
+}
+
 export function readRouterConfig(env: Env): RouterConfig {
   const topics = readTopicsConfig(env);
   const refreshMs = readInt(env, "RT_ROUTER_REFRESH_MS", 1_000, { min: 100, max: 60_000 });
@@ -86,5 +112,15 @@ export function readRouterConfig(env: Env): RouterConfig {
     maxStaleMs,
     lookupWaitMs: 1_000,
     shutdownGraceMs: readInt(env, "RT_SHUTDOWN_GRACE_MS", 10_000, { min: 0, max: 600_000 }),
+    routerId: readRouterId(env),
+    fanoutGroupId: `${topics.prefix}rt-router`,
+    maxRoomMembers: readInt(env, "RT_MAX_ROOM_MEMBERS", 10_000, { min: 1, max: 10_000_000 }),
+    fanoutMaxTxnRecords: readInt(env, "RT_FANOUT_MAX_TXN_RECORDS", 20_000, { min: 100, max: 1_000_000 }),
+    fanoutSessionTimeoutMs: readInt(env, "RT_ROUTER_SESSION_TIMEOUT_MS", 10_000, {
+      min: 3_000,
+      max: 300_000,
+    }),
+    maxBodyBytes: readInt(env, "RT_MAX_PUBLISH_BYTES", 64 * 1024, { min: 1024, max: 512 * 1024 }),
+    maxDataDepth: readInt(env, "RT_MAX_DATA_DEPTH", 32, { min: 1, max: 256 }),
   });
 }

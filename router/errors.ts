@@ -15,6 +15,26 @@ export const ROUTER_ERRORS = {
     retryAfterMs: null,
     description: "The token has expired: get a new one, then ask again.",
   },
+  forbidden: {
+    status: "403 Forbidden",
+    retryAfterMs: null,
+    description: "The token is valid but lacks the scope this endpoint needs (rt:publish, rt:revoke).",
+  },
+  bad_request: {
+    status: "400 Bad Request",
+    retryAfterMs: null,
+    description: "The body is not valid JSON, or a field is missing, unknown, malformed or too deep.",
+  },
+  too_big: {
+    status: "413 Content Too Large",
+    retryAfterMs: null,
+    description: "The body is over RT_MAX_PUBLISH_BYTES.",
+  },
+  unsupported_media_type: {
+    status: "415 Unsupported Media Type",
+    retryAfterMs: null,
+    description: "The body must be application/json.",
+  },
   not_found: {
     status: "404 Not Found",
     retryAfterMs: null,

@@ -3,6 +3,7 @@
  * uWS server together, and stops them in order. main.ts is the process around it. It starts
  * without Kafka (answering 503 and /readyz not ready) and catches up once Kafka answers.
  */
+import { checkRouterClusterInBackground } from "../common/kafka/cluster-check.ts";
 import { createKafka } from "../common/kafka/kafkajs.ts";
 import type { Logger } from "../common/log.ts";
 import type { Telemetry } from "../common/telemetry.ts";
@@ -11,7 +12,11 @@ import { loadNativeUws } from "../gateway/uws.ts";
 import type { RouterConfig } from "./config.ts";
 import { RouterMetrics } from "./metrics.ts";
 import { Placement } from "./placement.ts";
-import { startRouterServer } from "./server.ts";
+import { startRouterServer, type Publisher } from "./server.ts";
+import { startFanout, type Fanout } from "./fanout.ts";
+import type { Producer } from "../common/kafka/kafka.ts";
+import type { PartitionCounts } from "../schemas/publish.ts";
+import { epochOf } from "../schemas/cursor.ts";
 
 export interface Router {
   /** Base URL of the HTTP API, e.g. http://127.0.0.1:8080. */
@@ -52,6 +57,68 @@ export async function startRouter(
     lookupWaitMs: config.lookupWaitMs,
     log: log.child({ component: "placement" }),
   });
+  // Kafka may be down when the router starts: the publish API and the fanout start once it answers.
+  let producer: Producer | null = null;
+  let counts: PartitionCounts | null = null;
+  let fanout: Fanout | null = null;
+  let stopped = false;
+  const names = config.topics.names;
+  const publisher: Publisher = {
+    counts: () => counts,
+    epoch: () => epochOf(counts?.deliveries ?? 0),
+    async write(record) {
+      if (producer === null) throw new Error("no producer yet");
+      const topic = names[record.role];
+      const [pos] = await producer.send(topic, [
+        {
+          key: record.key,
+          value: record.value,
+          partition: record.partition,
+          headers: record.headers,
+          timestampMs: record.timestampMs,
+        },
+      ]);
+      return { topic, partition: pos!.partition, offset: pos!.offset };
+    },
+  };
+  const connectKafka = async (): Promise<void> => {
+    for (let attempt = 0; !stopped; attempt++) {
+      try {
+        const admin = await kafka.admin();
+        try {
+          const read = async (topic: string, fallback: number) =>
+            (await admin.partitionCount(topic)) ?? fallback;
+          counts = {
+            deliveries: await read(names.deliveries, config.topics.deliveriesPartitions),
+            rooms: await read(names.roomEvents, config.topics.roomPartitions),
+            channels: await read(names.channels, config.topics.channelsPartitions),
+          };
+        } finally {
+          await admin.close();
+        }
+        producer ??= await kafka.producer();
+        if (stopped) return;
+        fanout = await startFanout({
+          kafka,
+          names,
+          groupId: config.fanoutGroupId,
+          routerId: config.routerId,
+          deliveriesPartitions: counts.deliveries,
+          roomPartitions: counts.rooms,
+          limits: { maxRoomMembers: config.maxRoomMembers },
+          maxTxnRecords: config.fanoutMaxTxnRecords,
+          sessionTimeoutMs: config.fanoutSessionTimeoutMs,
+          producer,
+          log: log.child({ component: "fanout" }),
+        });
+        if (stopped) await fanout.close();
+        return;
+      } catch (e) {
+        log.warn({ err: e, attempt }, "starting the publish API and fanout failed; retrying");
+        await new Promise((r) => setTimeout(r, Math.min(5_000, 500 * 2 ** attempt)));
+      }
+    }
+  };
   let server;
   try {
     server = await startRouterServer(uws, {
@@ -62,12 +129,16 @@ export async function startRouter(
       metrics: new RouterMetrics(telemetry.meter, () => placement.status()),
       metricsText: () => telemetry.metricsText(),
       tracer: telemetry.tracing ? telemetry.tracer : null,
+      publisher,
+      fanout: () => fanout?.stats() ?? null,
     });
   } catch (e) {
     verifier.close();
     throw e;
   }
   placement.start();
+  const kafkaStarted = connectKafka();
+  checkRouterClusterInBackground(() => kafka.admin(), config, log);
   let timer: NodeJS.Timeout | undefined;
   await Promise.race([
     placement.firstAttempt(),
@@ -92,6 +163,10 @@ export async function startRouter(
     server.stopListening();
     // Requests in flight wait at most lookupWaitMs on Kafka; let them have their answers.
     await server.idle();
+    stopped = true;
+    await kafkaStarted;
+    await fanout?.close();
+    await producer?.close();
     await placement.close();
     verifier.close();
   };

@@ -32,6 +32,10 @@ import {
 } from "./connect.ts";
 import { corsHeaders } from "./cors.ts";
 import type { RouterMetrics } from "./metrics.ts";
+import type { FanoutStats } from "./fanout.ts";
+import { ServiceScope } from "../common/grants.ts";
+import type { PartitionCounts, PublishRecord } from "../schemas/publish.ts";
+import { PUBLISH_PATH, REVOKE_PATH, parsePublish, parseRevoke, serviceOf, type Checked } from "./publish.ts";
 import type { Lookup, PlacementStatus } from "./placement.ts";
 
 /** What the server needs of the placement cache (placement.ts). */
@@ -39,6 +43,16 @@ export interface OwnerSource {
   lookup(user: string): Promise<Lookup>;
   notReadyReason(): string | null;
   status(): PlacementStatus;
+}
+
+/** What the publish API needs: the topics' partition counts and a producer. */
+export interface Publisher {
+  /** null until the counts were read from Kafka. */
+  counts(): PartitionCounts | null;
+  /** Writes one record; resolves with its offset once Kafka has it (acks=all). */
+  write(record: PublishRecord): Promise<{ topic: string; partition: number; offset: string }>;
+  /** The deliveries log's epoch, for the cursor of a direct event. */
+  epoch(): string;
 }
 
 export interface RouterServerDeps {
@@ -50,6 +64,9 @@ export interface RouterServerDeps {
   readonly metricsText: () => Promise<string>;
   /** null: tracing is off, no span is made. */
   readonly tracer: Tracer | null;
+  readonly publisher: Publisher;
+  /** The room fanout's counters (null until it runs). */
+  readonly fanout: () => FanoutStats | null;
 }
 
 export interface RouterServer {
@@ -165,6 +182,139 @@ export async function startRouterServer(uws: UwsModule, deps: RouterServerDeps):
     );
   });
 
+  /**
+   * A POST endpoint with a JSON body and a service token: reads the body (bounded), checks the
+   * token's scope, parses, writes one record, answers when Kafka has it.
+   */
+  function postEndpoint(
+    path: string,
+    scope: ServiceScope,
+    parse: (
+      body: Buffer,
+      sender: string,
+      counts: PartitionCounts,
+    ) => Checked<{ record: PublishRecord; answer: Record<string, unknown> }>,
+  ): void {
+    app.post(path, (res: HttpResponse, req: HttpRequest) => {
+      const authorization = req.getHeader("authorization");
+      const contentType = req.getHeader("content-type");
+      const started = performance.now();
+      let aborted = false;
+      let answered = false;
+      inFlight += 1;
+      const answer = (a: Answer) => {
+        if (answered) return;
+        answered = true;
+        const code = (a.body as { error?: string } | null)?.error;
+        metrics.answered(a.status, code, performance.now() - started);
+        if (!aborted) write(res, a);
+        settled();
+      };
+      res.onAborted(() => {
+        aborted = true;
+        if (!answered) {
+          answered = true;
+          settled();
+        }
+      });
+      if (contentType !== "" && !/^application\/json\b/i.test(contentType)) {
+        answer(errorAnswer("unsupported_media_type", "the body must be application/json"));
+        return;
+      }
+      const chunks: Buffer[] = [];
+      let size = 0;
+      res.onData((chunk, isLast) => {
+        if (answered) return;
+        size += chunk.byteLength;
+        if (size > config.maxBodyBytes) {
+          answer(errorAnswer("too_big", `the body is over ${config.maxBodyBytes} bytes`));
+          return;
+        }
+        // uWS reuses the chunk's memory after this callback: copy it.
+        chunks.push(Buffer.from(Buffer.from(chunk)));
+        if (!isLast) return;
+        const body = Buffer.concat(chunks);
+        handle(body).then(answer, (e: unknown) => {
+          log.error({ err: e, path }, "publish failed unexpectedly");
+          answer(errorAnswer("internal", "internal error"));
+        });
+      });
+      const handle = async (body: Buffer): Promise<Answer> => {
+        const token = extractToken(authorization, undefined);
+        if (!token.ok) return tokenAnswer(token);
+        const verified = await verifier.verify(token.token);
+        if (!verified.ok) {
+          metrics.authFailures.add(`publish:${verified.reason}`);
+          return authFailureAnswer(verified);
+        }
+        const service = serviceOf(verified.user, verified.claims, scope);
+        if (!service.ok) return errorAnswer(service.code, service.message);
+        const counts = deps.publisher.counts();
+        if (counts === null) return errorAnswer("unavailable", "the router has not read the topics yet");
+        const parsed = parse(body, service.value, counts);
+        if (!parsed.ok) return errorAnswer(parsed.code, parsed.message);
+        let pos;
+        try {
+          pos = await deps.publisher.write(parsed.value.record);
+        } catch (e) {
+          log.warn({ err: e, path }, "publish: Kafka did not take the record");
+          return errorAnswer("unavailable", "Kafka did not take the record; retry");
+        }
+        log.debug({ path, service: service.value, ...parsed.value.answer, offset: pos.offset }, "published");
+        const cursor =
+          parsed.value.record.role === "deliveries"
+            ? { cursor: `${deps.publisher.epoch()}:${pos.partition}:${pos.offset}` }
+            : {};
+        return jsonAnswer("200 OK", {
+          ...parsed.value.answer,
+          ...cursor,
+          topic: pos.topic,
+          partition: pos.partition,
+          offset: pos.offset,
+        });
+      };
+    });
+    app.any(path, (res: HttpResponse, req: HttpRequest) =>
+      write(
+        res,
+        errorAnswer(
+          "method_not_allowed",
+          `${req.getCaseSensitiveMethod()} is not allowed on ${path}: use POST`,
+          {
+            headers: [["allow", "POST"]],
+          },
+        ),
+      ),
+    );
+  }
+
+  postEndpoint(PUBLISH_PATH, ServiceScope.publish, (body, sender, counts) => {
+    const r = parsePublish(body, sender, counts, config.maxDataDepth);
+    if (!r.ok) return r;
+    const { target, record, id } = r.value;
+    const to =
+      target.kind === "user"
+        ? `user:${target.user}`
+        : target.kind === "room"
+          ? `room:${target.room}`
+          : `channel:${target.channel}`;
+    return { ok: true, value: { record, answer: { id, to } } };
+  });
+  postEndpoint(REVOKE_PATH, ServiceScope.revoke, (body, sender, counts) => {
+    const r = parseRevoke(body, sender, counts);
+    if (!r.ok) return r;
+    return {
+      ok: true,
+      value: {
+        record: r.value.record,
+        answer: { user: r.value.user, revoked_at: r.value.record.timestampMs },
+      },
+    };
+  });
+
+  app.get("/v1/stats", (res: HttpResponse) =>
+    write(res, jsonAnswer("200 OK", { placement: placement.status(), fanout: deps.fanout() })),
+  );
   app.get("/healthz", (res: HttpResponse) => write(res, jsonAnswer("200 OK", { status: "ok" })));
   app.get("/readyz", (res: HttpResponse) => {
     const reason = placement.notReadyReason();
@@ -190,7 +340,7 @@ export async function startRouterServer(uws: UwsModule, deps: RouterServerDeps):
       },
     );
   });
-  for (const path of ["/healthz", "/readyz", "/metrics"]) {
+  for (const path of ["/healthz", "/readyz", "/metrics", "/v1/stats"]) {
     app.any(path, (res: HttpResponse, req: HttpRequest) =>
       write(
         res,

@@ -84,6 +84,14 @@ export const CLOSE_CODES = {
     viaRouter: false,
     description: "The user (or the gateway) has too many open connections.",
   },
+  revoked: {
+    code: 4013,
+    reconnect: "no",
+    refreshToken: true,
+    viaRouter: false,
+    description:
+      "The user's sessions were revoked (sign-out everywhere, ban): the same token is refused; sign in again.",
+  },
   rate_limited: {
     code: 4029,
     reconnect: "backoff",

@@ -10,6 +10,7 @@ import {
   type Framing,
   type RecordDecodeResult,
 } from "./record-codec.ts";
+import { earlierSchemas } from "./versions.ts";
 
 export {
   CODEC_ERROR_CODES,
@@ -46,16 +47,21 @@ export type DecodeResult =
 /** The schema as written in delivery.avsc. */
 export const DELIVERY_SCHEMA: unknown = readSchemaFile("delivery.avsc");
 
-export const deliveryCodec = new RecordCodec<Delivery>(DELIVERY_SCHEMA, (v) => ({
-  id: v.id,
-  type: v.type,
-  sender: v.sender,
-  recipient: v.recipient,
-  room: v.room,
-  ts: v.ts,
-  data: v.data,
-  attributes: v.attributes,
-}));
+export const deliveryCodec = new RecordCodec<Delivery>(
+  DELIVERY_SCHEMA,
+  (v) => ({
+    id: v.id,
+    type: v.type,
+    sender: v.sender,
+    recipient: v.recipient,
+    room: v.room,
+    ts: v.ts,
+    data: v.data,
+    attributes: v.attributes,
+  }),
+  // Every earlier version of the schema (schemas/history/, see versions.ts): none yet.
+  earlierSchemas("delivery"),
+);
 
 /** Parsing Canonical Form of the schema. */
 export const DELIVERY_CANONICAL_FORM: string = deliveryCodec.canonicalForm;

@@ -93,3 +93,8 @@ export function isAfter(a: Cursor, b: Cursor): boolean {
 export function nextOffset(c: Cursor): bigint {
   return c.offset + 1n;
 }
+
+/** The epoch of the deliveries log: cursors from another epoch cannot be resumed. */
+export function epochOf(partitionCount: number): string {
+  return `p${partitionCount.toString(36)}`;
+}

@@ -21,6 +21,11 @@ export const ERROR_CODES = {
   token_expired: { retriable: true, description: "The token has expired: refresh it, then retry." },
   forbidden: { retriable: false, description: "Authenticated, but not allowed to do this." },
   rate_limited: { retriable: true, description: "Too many requests: slow down, then retry." },
+  limit_reached: {
+    retriable: false,
+    description: "A size limit is reached: channels per session, members per room.",
+  },
+  not_member: { retriable: false, description: "Only members may send to a room: join it first." },
   queue_full: {
     retriable: true,
     description: "The gateway's outgoing queue is full: retry after a backoff.",

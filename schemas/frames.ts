@@ -141,7 +141,8 @@ export type AckFrame =
   | { readonly op: "ack"; readonly id: string; readonly ok: false; readonly error: WireError };
 export interface EventFrame {
   readonly op: "event";
-  readonly cursor: string;
+  /** Its place in the recipient's inbox log; absent for live channel events (not resumable). */
+  readonly cursor?: string;
   readonly id: string;
   readonly from: string;
   readonly to: string;

@@ -5,6 +5,7 @@
  */
 import { partitionForKey } from "./partition.ts";
 import { RecordCodec, readSchemaFile } from "./record-codec.ts";
+import { earlierSchemas } from "./versions.ts";
 
 export const RoomEventKind = { message: "message", join: "join", leave: "leave" } as const;
 export type RoomEventKind = (typeof RoomEventKind)[keyof typeof RoomEventKind];
@@ -42,35 +43,47 @@ export interface ChannelEvent {
   readonly attributes: Readonly<Record<string, string>>;
 }
 
-export const roomEventCodec = new RecordCodec<RoomEvent>(readSchemaFile("room-event.avsc"), (v) => ({
-  id: v.id,
-  kind: v.kind,
-  room: v.room,
-  sender: v.sender,
-  member: v.member,
-  type: v.type,
-  ts: v.ts,
-  data: v.data,
-  attributes: v.attributes,
-}));
+export const roomEventCodec = new RecordCodec<RoomEvent>(
+  readSchemaFile("room-event.avsc"),
+  (v) => ({
+    id: v.id,
+    kind: v.kind,
+    room: v.room,
+    sender: v.sender,
+    member: v.member,
+    type: v.type,
+    ts: v.ts,
+    data: v.data,
+    attributes: v.attributes,
+  }),
+  earlierSchemas("roomEvent"),
+);
 
-export const membershipCodec = new RecordCodec<Membership>(readSchemaFile("membership.avsc"), (v) => ({
-  room: v.room,
-  user: v.user,
-  joined_ts: v.joined_ts,
-  by: v.by,
-  source: v.source,
-}));
+export const membershipCodec = new RecordCodec<Membership>(
+  readSchemaFile("membership.avsc"),
+  (v) => ({
+    room: v.room,
+    user: v.user,
+    joined_ts: v.joined_ts,
+    by: v.by,
+    source: v.source,
+  }),
+  earlierSchemas("membership"),
+);
 
-export const channelEventCodec = new RecordCodec<ChannelEvent>(readSchemaFile("channel-event.avsc"), (v) => ({
-  id: v.id,
-  channel: v.channel,
-  sender: v.sender,
-  type: v.type,
-  ts: v.ts,
-  data: v.data,
-  attributes: v.attributes,
-}));
+export const channelEventCodec = new RecordCodec<ChannelEvent>(
+  readSchemaFile("channel-event.avsc"),
+  (v) => ({
+    id: v.id,
+    channel: v.channel,
+    sender: v.sender,
+    type: v.type,
+    ts: v.ts,
+    data: v.data,
+    attributes: v.attributes,
+  }),
+  earlierSchemas("channelEvent"),
+);
 
 /**
  * rt.room-members' key: `<room>/<user>`. Room names have no `/`, so the first one splits it

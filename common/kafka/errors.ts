@@ -5,7 +5,12 @@
 export class KafkaError extends Error {
   readonly retriable: boolean;
   constructor(
-    readonly code: "kafka_unavailable" | "kafka_timeout" | "kafka_rejected" | "topic_mismatch",
+    readonly code:
+      | "kafka_unavailable"
+      | "kafka_timeout"
+      | "kafka_rejected"
+      | "topic_mismatch"
+      | "cluster_misconfigured",
     message: string,
     opts: { retriable: boolean; cause?: unknown },
   ) {

@@ -7,7 +7,8 @@ import type { TopicSpec } from "../../schemas/topics.ts";
 
 export interface OutRecord {
   readonly key: string;
-  readonly value: Buffer;
+  /** null: a tombstone (deletes the key from a compacted topic). */
+  readonly value: Buffer | null;
   readonly headers?: Readonly<Record<string, string>>;
   /** Explicit partition; when absent, Kafka's default (murmur2 of the key, as the Java client). */
   readonly partition?: number;
@@ -136,6 +137,27 @@ export interface ClusterInfo {
   readonly controllerId: number | null;
 }
 
+export interface PartitionReplicas {
+  readonly partition: number;
+  /** Node id of the leader; -1 while the partition has none. */
+  readonly leader: number;
+  /** Node ids holding a replica (the replication factor is their count). */
+  readonly replicas: readonly number[];
+  /** Node ids of the in-sync replicas. */
+  readonly isr: readonly number[];
+}
+
+export interface TopicDescription {
+  readonly topic: string;
+  readonly partitions: readonly PartitionReplicas[];
+  /**
+   * The topic's effective configuration: its own overrides and what it inherits from the
+   * brokers' settings and Kafka's defaults (e.g. cleanup.policy, retention.ms,
+   * min.insync.replicas, unclean.leader.election.enable, max.message.bytes).
+   */
+  readonly configs: Readonly<Record<string, string>>;
+}
+
 export interface Admin {
   /** One real metadata round trip; rejects with KafkaUnavailableError when no broker answers. */
   describeCluster(): Promise<ClusterInfo>;
@@ -152,8 +174,36 @@ export interface Admin {
   /** Per partition, the first offset whose timestamp is >= `timestampMs` (high when none). */
   offsetsForTime(topic: string, timestampMs: number): Promise<{ partition: number; offset: string }[]>;
   describeGroup(groupId: string): Promise<GroupState>;
+  /** Replica placement and effective configuration of each topic that exists; missing ones are left out. */
+  describeTopics(topics: readonly string[]): Promise<TopicDescription[]>;
+  /** Effective configuration of one broker (its static and dynamic settings over Kafka's defaults). */
+  describeBrokerConfigs(nodeId: number): Promise<Readonly<Record<string, string>>>;
   /** The group's committed offset per partition of `topic` ("-1" where none). */
   committedOffsets(groupId: string, topic: string): Promise<{ partition: number; offset: string }[]>;
+  close(): Promise<void>;
+}
+
+/**
+ * One Kafka transaction: its records and its consumer-offset commit become visible together
+ * (to read_committed consumers, which every consumer of this port is) or not at all.
+ */
+export interface Transaction {
+  /** Adds records; resolves when Kafka has them (still invisible until commit). */
+  send(topic: string, records: readonly OutRecord[]): Promise<RecordPosition[]>;
+  /** Commits `nextOffset` for the group's partition as part of this transaction. */
+  sendOffsets(groupId: string, topic: string, partition: number, nextOffset: string): Promise<void>;
+  commit(): Promise<void>;
+  /** Drops everything sent in this transaction. Never rejects. */
+  abort(): Promise<void>;
+}
+
+/**
+ * A producer with a transactional id. One transaction at a time. A second producer with the same
+ * id fences this one: its later calls reject (KafkaError, not retriable).
+ */
+export interface TransactionalProducer {
+  transaction(): Promise<Transaction>;
+  /** Safe to call twice. */
   close(): Promise<void>;
 }
 
@@ -161,5 +211,6 @@ export interface Admin {
 export interface Kafka {
   admin(): Promise<Admin>;
   producer(opts?: { readonly transactionalId?: string }): Promise<Producer>;
+  transactionalProducer(transactionalId: string): Promise<TransactionalProducer>;
   consumer(opts: GroupConsumerOptions): GroupConsumer;
 }

@@ -4,6 +4,7 @@
  */
 import {
   Kafka as KafkaJs,
+  type ConfigResourceTypes,
   logLevel as KafkaJsLogLevel,
   type Admin as KafkaJsAdmin,
   type Consumer as KafkaJsConsumer,
@@ -29,6 +30,9 @@ import type {
   PartitionOffsets,
   Producer,
   RecordPosition,
+  TopicDescription,
+  Transaction,
+  TransactionalProducer,
 } from "./kafka.ts";
 
 export interface KafkaJsOptions {
@@ -43,8 +47,20 @@ export interface KafkaJsOptions {
 
 function toKafkaError(e: unknown, what: string): KafkaError {
   if (e instanceof KafkaError) return e;
-  const err = e as { name?: string; message?: string; retriable?: boolean; type?: string };
-  const message = `${what}: ${err.message ?? String(e)}`;
+  const err = e as {
+    name?: string;
+    message?: string;
+    retriable?: boolean;
+    type?: string;
+    errors?: readonly { topic?: string; message?: string; type?: string }[];
+  };
+  // KafkaJS's aggregate errors (e.g. "Topic creation errors") say what failed only inside.
+  const inner = Array.isArray(err.errors)
+    ? err.errors
+        .map((x) => `${x.topic === undefined ? "" : `${x.topic}: `}${x.message ?? x.type ?? String(x)}`)
+        .join("; ")
+    : "";
+  const message = `${what}: ${err.message ?? String(e)}${inner === "" ? "" : ` (${inner})`}`;
   const transient =
     err.retriable === true ||
     err.name === "KafkaJSConnectionError" ||
@@ -101,6 +117,7 @@ export function createKafka(opts: KafkaJsOptions): Kafka {
   return {
     admin: async () => createAdmin(kafka.admin()),
     producer: async (p) => createProducer(kafka, p?.transactionalId),
+    transactionalProducer: async (id) => createTransactionalProducer(kafka, id),
     consumer: (c) => createConsumer(kafka.consumer(consumerConfig(c)), c, opts.logger),
   };
 }
@@ -140,15 +157,19 @@ async function createAdmin(admin: KafkaJsAdmin): Promise<Admin> {
       const existing = new Set(await admin.listTopics());
       const missing = specs.filter((s) => !existing.has(s.name));
       if (missing.length > 0) {
-        await admin.createTopics({
-          waitForLeaders: true,
-          topics: missing.map((s) => ({
-            topic: s.name,
-            numPartitions: s.partitions,
-            replicationFactor: s.replicationFactor,
-            configEntries: Object.entries(s.config).map(([name, value]) => ({ name, value })),
-          })),
-        });
+        try {
+          await admin.createTopics({
+            waitForLeaders: true,
+            topics: missing.map((s) => ({
+              topic: s.name,
+              numPartitions: s.partitions,
+              replicationFactor: s.replicationFactor,
+              configEntries: Object.entries(s.config).map(([name, value]) => ({ name, value })),
+            })),
+          });
+        } catch (e) {
+          throw await explainCreateFailure(admin, missing, e);
+        }
       }
       const md = await admin.fetchTopicMetadata({ topics: specs.map((s) => s.name) });
       return specs.map((s): EnsureOutcome => {
@@ -194,6 +215,42 @@ async function createAdmin(admin: KafkaJsAdmin): Promise<Admin> {
         })),
       };
     }),
+    describeTopics: wrap(
+      "describing topics",
+      async (topics: readonly string[]): Promise<TopicDescription[]> => {
+        const existing = new Set(await admin.listTopics());
+        const names = topics.filter((t) => existing.has(t));
+        if (names.length === 0) return [];
+        const md = await admin.fetchTopicMetadata({ topics: names });
+        const { resources } = await admin.describeConfigs({
+          includeSynonyms: false,
+          resources: names.map((name) => ({ type: TOPIC_RESOURCE, name })),
+        });
+        return names.map((topic): TopicDescription => {
+          const partitions = (md.topics.find((t) => t.name === topic)?.partitions ?? [])
+            .map((p) => ({ partition: p.partitionId, leader: p.leader, replicas: p.replicas, isr: p.isr }))
+            .sort((a, b) => a.partition - b.partition);
+          const res = resources.find((r) => r.resourceName === topic);
+          if (res !== undefined && res.errorCode !== 0) {
+            throw kafkaRejected(
+              `describing the configuration of ${topic}: ${res.errorMessage ?? res.errorCode}`,
+            );
+          }
+          return { topic, partitions, configs: configMap(res?.configEntries ?? []) };
+        });
+      },
+    ),
+    describeBrokerConfigs: wrap("describing a broker's configuration", async (nodeId: number) => {
+      const { resources } = await admin.describeConfigs({
+        includeSynonyms: false,
+        resources: [{ type: BROKER_RESOURCE, name: String(nodeId) }],
+      });
+      const res = resources[0];
+      if (res === undefined || res.errorCode !== 0) {
+        throw kafkaRejected(`describing broker ${nodeId}: ${res?.errorMessage ?? "no answer"}`);
+      }
+      return configMap(res.configEntries);
+    }),
     committedOffsets: wrap("fetching committed offsets", async (groupId: string, topic: string) => {
       const res = await admin.fetchOffsets({ groupId, topics: [topic] });
       return (res[0]?.partitions ?? [])
@@ -206,6 +263,46 @@ async function createAdmin(admin: KafkaJsAdmin): Promise<Admin> {
       await admin.disconnect();
     },
   };
+}
+
+/**
+ * Kafka refuses a replication factor above the broker count with a bare "Replication-factor is
+ * invalid": name the factor, the brokers and the fix instead (a misconfigured cluster must be
+ * clear at start). Other failures are returned unchanged.
+ */
+async function explainCreateFailure(
+  admin: KafkaJsAdmin,
+  specs: readonly TopicSpec[],
+  e: unknown,
+): Promise<unknown> {
+  const errors = (e as { errors?: readonly { type?: string }[] }).errors;
+  if (!Array.isArray(errors) || !errors.some((x) => x.type === "INVALID_REPLICATION_FACTOR")) return e;
+  const brokers = await admin.describeCluster().then(
+    (c) => String(c.brokers.length),
+    () => "fewer",
+  );
+  const rf = Math.max(...specs.map((s) => s.replicationFactor));
+  const wanted = rf > 0 ? `RT_TOPIC_REPLICATION_FACTOR=${rf}` : "the brokers' default.replication.factor";
+  return new KafkaError(
+    "cluster_misconfigured",
+    `cannot create ${specs.map((s) => s.name).join(", ")}: ${wanted} needs at least that many brokers, ` +
+      `the cluster has ${brokers}. Add brokers, or set RT_TOPIC_REPLICATION_FACTOR to at most the broker count ` +
+      "(3 with min.insync.replicas=2 in production; see docs/OPERATIONS.md#kafka-settings)",
+    { retriable: false, cause: e },
+  );
+}
+
+// KafkaJS is CommonJS and its ConfigResourceTypes enum is not a named ESM export: Kafka's
+// resource type codes (ConfigResource.Type), as KafkaJS's own constants.
+const TOPIC_RESOURCE = 2 as ConfigResourceTypes;
+const BROKER_RESOURCE = 4 as ConfigResourceTypes;
+
+function configMap(
+  entries: readonly { configName: string; configValue: string | null }[],
+): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const e of entries) if (e.configValue !== null) out[e.configName] = e.configValue;
+  return out;
 }
 
 async function createProducer(kafka: KafkaJs, transactionalId: string | undefined): Promise<Producer> {
@@ -226,21 +323,86 @@ async function createProducer(kafka: KafkaJs, transactionalId: string | undefine
       if (records.length === 0) return [];
       let result;
       try {
-        result = await producer.send({
-          topic,
-          acks: -1,
-          messages: records.map((r) => ({
-            key: r.key,
-            value: r.value,
-            ...(r.headers === undefined ? {} : { headers: headersOut(r.headers) }),
-            ...(r.partition === undefined ? {} : { partition: r.partition }),
-            ...(r.timestampMs === undefined ? {} : { timestamp: String(r.timestampMs) }),
-          })),
-        });
+        result = await producer.send({ topic, acks: -1, messages: messagesOut(records) });
       } catch (e) {
         throw toKafkaError(e, `producing to ${topic}`);
       }
       return positionsOf(topic, records, result, (r) => r.partition);
+    },
+    close: () => (closing ??= producer.disconnect()),
+  };
+}
+
+function messagesOut(records: readonly OutRecord[]) {
+  return records.map((r) => ({
+    key: r.key,
+    value: r.value,
+    ...(r.headers === undefined ? {} : { headers: headersOut(r.headers) }),
+    ...(r.partition === undefined ? {} : { partition: r.partition }),
+    ...(r.timestampMs === undefined ? {} : { timestamp: String(r.timestampMs) }),
+  }));
+}
+
+async function createTransactionalProducer(
+  kafka: KafkaJs,
+  transactionalId: string,
+): Promise<TransactionalProducer> {
+  const producer: KafkaJsProducer = kafka.producer({
+    idempotent: true,
+    allowAutoTopicCreation: false,
+    maxInFlightRequests: 1,
+    transactionalId,
+    transactionTimeout: 30_000,
+  });
+  try {
+    await producer.connect();
+  } catch (e) {
+    throw toKafkaError(e, "connecting the transactional producer");
+  }
+  let closing: Promise<void> | null = null;
+  return {
+    async transaction(): Promise<Transaction> {
+      let txn;
+      try {
+        txn = await producer.transaction();
+      } catch (e) {
+        throw toKafkaError(e, "beginning a transaction");
+      }
+      return {
+        async send(topic, records) {
+          if (records.length === 0) return [];
+          try {
+            const result = await txn.send({ topic, acks: -1, messages: messagesOut(records) });
+            return positionsOf(topic, records, result, (r) => r.partition);
+          } catch (e) {
+            throw toKafkaError(e, `producing to ${topic} in a transaction`);
+          }
+        },
+        async sendOffsets(groupId, topic, partition, nextOffset) {
+          try {
+            await txn.sendOffsets({
+              consumerGroupId: groupId,
+              topics: [{ topic, partitions: [{ partition, offset: nextOffset }] }],
+            });
+          } catch (e) {
+            throw toKafkaError(e, `adding offsets of ${topic}/${partition} to a transaction`);
+          }
+        },
+        async commit() {
+          try {
+            await txn.commit();
+          } catch (e) {
+            throw toKafkaError(e, "committing a transaction");
+          }
+        },
+        async abort() {
+          try {
+            if (txn.isActive()) await txn.abort();
+          } catch {
+            // Not committed is all the caller needs; the broker aborts it at its timeout anyway.
+          }
+        },
+      };
     },
     close: () => (closing ??= producer.disconnect()),
   };

@@ -1,13 +1,15 @@
 /**
  * `npm run kafka -- fetch`  fetch the pinned Kafka jars into the cache (once)
- * `npm run kafka -- start`  run a local Kafka in the foreground until Ctrl-C
- *   env: RT_KAFKA_PORT (9092), RT_KAFKA_CONTROLLER_PORT (9093), RT_KAFKA_DATA_DIR
- *        (.cache/kafka-data), RT_KAFKA_NODES (1 or 3), RT_KAFKA_CACHE_DIR (.cache/kafka-<version>)
+ * `npm run kafka -- start [--brokers 1|3]`  run a local Kafka in the foreground until Ctrl-C
+ *   env: RT_KAFKA_PORT (9092), RT_KAFKA_CONTROLLER_PORT (port + nodes), RT_KAFKA_DATA_DIR
+ *        (.cache/kafka-data), RT_KAFKA_NODES (1 or 3; --brokers wins), RT_KAFKA_CACHE_DIR
+ *        (.cache/kafka-<version>)
  */
 import { join } from "node:path";
 import { ConfigError, readInt, readString } from "../../common/env.ts";
 import { createLogger } from "../../common/log.ts";
 import { LocalKafkaError, REPO_ROOT, defaultCacheDir, ensureKafkaJars } from "./fetch.ts";
+import { readNodeCount } from "./cli-args.ts";
 import { startLocalKafka } from "./local-kafka.ts";
 
 async function main(argv: string[]): Promise<number> {
@@ -19,13 +21,14 @@ async function main(argv: string[]): Promise<number> {
   }
   if (cmd === "start") {
     const env = process.env;
-    const nodes = readInt(env, "RT_KAFKA_NODES", 1, { min: 1, max: 3 });
-    if (nodes === 2) throw new ConfigError("RT_KAFKA_NODES", "1 or 3", "2");
+    const nodes = readNodeCount(argv.slice(1), env);
+    const port = readInt(env, "RT_KAFKA_PORT", 9092, { min: 1, max: 65535 });
     const kafka = await startLocalKafka({
-      port: readInt(env, "RT_KAFKA_PORT", 9092, { min: 1, max: 65535 }),
-      controllerPort: readInt(env, "RT_KAFKA_CONTROLLER_PORT", 9092 + nodes, { min: 1, max: 65535 }),
+      port,
+      // The brokers take port .. port+nodes-1; the controllers follow them.
+      controllerPort: readInt(env, "RT_KAFKA_CONTROLLER_PORT", port + nodes, { min: 1, max: 65535 }),
       dataDir: readString(env, "RT_KAFKA_DATA_DIR", join(REPO_ROOT, ".cache", "kafka-data")),
-      nodes: nodes as 1 | 3,
+      nodes,
       logger: createLogger({ service: "local-kafka", level: "info" }),
       cacheDir,
     });

@@ -32,8 +32,34 @@ export interface LocalKafka {
   /** Bootstrap servers, e.g. "127.0.0.1:9092". */
   readonly brokers: string[];
   readonly dataDir: string;
+  /** The nodes, by id (1..n): each is one broker+controller JVM. */
+  readonly nodes: readonly LocalKafkaNode[];
   /** Stops every node (clean shutdown, then SIGKILL after a bound). Safe to call twice. */
   stop(): Promise<void>;
+  /**
+   * Stops one node of a running cluster. "crash" kills its JVM with SIGKILL (no controlled
+   * shutdown: partitions it leads have no leader until the controller fences it); "clean"
+   * sends SIGTERM (Kafka moves its leaderships away first). Resolves once the JVM has exited;
+   * a node already stopped is left alone.
+   */
+  stopNode(id: number, how: "crash" | "clean"): Promise<void>;
+  /**
+   * Starts a node stopped by `stopNode` again, with its data, and resolves once the cluster
+   * lists it as a registered broker (which needs a controller quorum: a majority of nodes).
+   */
+  startNode(id: number, opts?: { readonly readyTimeoutMs?: number }): Promise<void>;
+  /** Whether the node's JVM is running. */
+  isRunning(id: number): boolean;
+}
+
+export interface LocalKafkaNode {
+  /** Kafka's node.id (also its broker id in metadata). */
+  readonly id: number;
+  readonly port: number;
+  readonly controllerPort: number;
+  /** "127.0.0.1:<port>" */
+  readonly broker: string;
+  readonly logFile: string;
 }
 
 interface NodePorts {
@@ -88,6 +114,8 @@ function serverProperties(node: NodePorts, all: readonly NodePorts[], dataDir: s
     "num.partitions": 1,
     "default.replication.factor": rf,
     "min.insync.replicas": n >= 3 ? 2 : 1,
+    // An out-of-sync replica never becomes leader: that would drop acknowledged records.
+    "unclean.leader.election.enable": "false",
     "offsets.topic.replication.factor": rf,
     "offsets.topic.num.partitions": 8,
     "transaction.state.log.replication.factor": rf,
@@ -102,6 +130,16 @@ function serverProperties(node: NodePorts, all: readonly NodePorts[], dataDir: s
     "log.retention.check.interval.ms": 30_000,
     "num.network.threads": 2,
     "num.io.threads": 4,
+    // Loopback clusters for development and tests notice a dead node sooner than Kafka's
+    // defaults (9 s to fence a broker, 30 s to drop a stalled follower from the ISR), so the
+    // durability tests fail over in seconds. Production keeps the defaults (docs/OPERATIONS.md).
+    ...(n >= 3
+      ? {
+          "broker.heartbeat.interval.ms": 1_000,
+          "broker.session.timeout.ms": 6_000,
+          "replica.lag.time.max.ms": 10_000,
+        }
+      : {}),
   };
   return Object.entries(props)
     .map(([k, v]) => `${k}=${v}`)
@@ -110,7 +148,7 @@ function serverProperties(node: NodePorts, all: readonly NodePorts[], dataDir: s
 
 async function waitReady(
   brokers: string[],
-  expectNodes: number,
+  ready: (info: { brokers: readonly { nodeId: number }[]; controllerId: number | null }) => string | null,
   timeoutMs: number,
   logger: Logger,
   alive: () => string | null,
@@ -130,8 +168,9 @@ async function waitReady(
       const admin = await kafka.admin();
       try {
         const info = await admin.describeCluster();
-        if (info.brokers.length >= expectNodes && info.controllerId !== null) return;
-        lastError = `${info.brokers.length}/${expectNodes} brokers registered`;
+        const notYet = ready(info);
+        if (notYet === null) return;
+        lastError = notYet;
       } finally {
         await admin.close();
       }
@@ -153,6 +192,11 @@ function logTail(file: string, lines = 15): string {
   }
 }
 
+interface RunningNode {
+  readonly child: ChildProcess;
+  readonly pidFile: string;
+}
+
 export async function startLocalKafka(opts: LocalKafkaOptions): Promise<LocalKafka> {
   const log = opts.logger.child({ component: "local-kafka" });
   const libs = await ensureKafkaJars(opts.cacheDir === undefined ? {} : { cacheDir: opts.cacheDir });
@@ -171,86 +215,146 @@ export async function startLocalKafka(opts: LocalKafkaOptions): Promise<LocalKaf
     ? readFileSync(idFile, "utf8").trim()
     : randomBytes(16).toString("base64url");
   writeFileSync(idFile, clusterId);
+  const brokers = nodes.map((n) => `127.0.0.1:${n.port}`);
+  const nodeDir = (node: NodePorts) => join(opts.dataDir, `node-${node.id}`);
+  const logFileOf = (node: NodePorts) => join(nodeDir(node), "kafka.log");
+  const jvmBase = [`-Dlog4j2.configurationFile=${join(KAFKA_DIR, "log4j2.properties")}`, "-cp", `${libs}/*`];
 
-  const procs: { child: ChildProcess; pidFile: string; node: NodePorts; logFile: string }[] = [];
-  const stop = async () => {
-    await Promise.all(procs.map((p) => stopNode(p.child, p.pidFile)));
-  };
-  try {
-    for (const node of nodes) {
-      const nodeDir = join(opts.dataDir, `node-${node.id}`);
-      mkdirSync(nodeDir, { recursive: true });
-      const propsFile = join(nodeDir, "server.properties");
-      writeFileSync(propsFile, serverProperties(node, nodes, opts.dataDir) + "\n");
-      const classpath = `${libs}/*`;
-      const jvmBase = [
-        `-Dlog4j2.configurationFile=${join(KAFKA_DIR, "log4j2.properties")}`,
-        "-cp",
-        classpath,
-      ];
-      if (!existsSync(join(nodeDir, "meta", "meta.properties"))) {
-        const fmt = spawnSync(
-          "java",
-          [
-            ...jvmBase,
-            "kafka.tools.StorageTool",
-            "format",
-            "-t",
-            clusterId,
-            "-c",
-            propsFile,
-            "--ignore-formatted",
-          ],
-          { encoding: "utf8" },
-        );
-        if (fmt.status !== 0) {
-          throw new LocalKafkaError(
-            "start_failed",
-            `formatting Kafka storage failed: ${fmt.stderr || fmt.stdout}`,
-          );
-        }
-      }
-      const logFile = join(nodeDir, "kafka.log");
-      const pidFile = join(nodeDir, "jvm.pid");
-      const fd = openSync(logFile, "a");
-      const heap = opts.heapMb ?? 768;
-      const child = spawn(
-        join(KAFKA_DIR, "watchdog.sh"),
+  /** Writes the node's config, formats its storage once, and starts its JVM under the watchdog. */
+  const spawnNode = (node: NodePorts): RunningNode => {
+    const dir = nodeDir(node);
+    mkdirSync(dir, { recursive: true });
+    const propsFile = join(dir, "server.properties");
+    writeFileSync(propsFile, serverProperties(node, nodes, opts.dataDir) + "\n");
+    if (!existsSync(join(dir, "meta", "meta.properties"))) {
+      const fmt = spawnSync(
+        "java",
         [
-          "java",
-          `-Xms${Math.min(256, heap)}m`,
-          `-Xmx${heap}m`,
-          "-XX:+UseG1GC",
-          "-Djava.awt.headless=true",
           ...jvmBase,
-          "kafka.Kafka",
+          "kafka.tools.StorageTool",
+          "format",
+          "-t",
+          clusterId,
+          "-c",
           propsFile,
+          "--ignore-formatted",
         ],
-        {
-          stdio: ["ignore", fd, fd],
-          env: { ...process.env, RT_WATCH_PID: String(process.pid), RT_JVM_PID_FILE: pidFile },
-        },
+        { encoding: "utf8" },
       );
-      closeSync(fd);
-      procs.push({ child, pidFile, node, logFile });
-      log.info({ node: node.id, port: node.port, log: logFile }, "kafka node starting");
-    }
-    const brokers = nodes.map((n) => `127.0.0.1:${n.port}`);
-    await waitReady(brokers, nodes.length, opts.readyTimeoutMs ?? 90_000, log, () => {
-      for (const p of procs) {
-        if (p.child.exitCode !== null || p.child.signalCode !== null) {
-          return `Kafka node ${p.node.id} exited during start (see ${p.logFile}):\n${logTail(p.logFile)}`;
-        }
+      if (fmt.status !== 0) {
+        throw new LocalKafkaError(
+          "start_failed",
+          `formatting Kafka storage failed: ${fmt.stderr || fmt.stdout}`,
+        );
       }
-      return null;
-    });
-    log.info({ brokers }, "kafka ready");
-    let stopping: Promise<void> | null = null;
-    return { brokers, dataDir: opts.dataDir, stop: () => (stopping ??= stop()) };
+    }
+    const logFile = logFileOf(node);
+    const pidFile = join(dir, "jvm.pid");
+    const fd = openSync(logFile, "a");
+    const heap = opts.heapMb ?? 768;
+    const child = spawn(
+      join(KAFKA_DIR, "watchdog.sh"),
+      [
+        "java",
+        `-Xms${Math.min(256, heap)}m`,
+        `-Xmx${heap}m`,
+        "-XX:+UseG1GC",
+        "-Djava.awt.headless=true",
+        ...jvmBase,
+        "kafka.Kafka",
+        propsFile,
+      ],
+      {
+        stdio: ["ignore", fd, fd],
+        env: { ...process.env, RT_WATCH_PID: String(process.pid), RT_JVM_PID_FILE: pidFile },
+      },
+    );
+    closeSync(fd);
+    log.info({ node: node.id, port: node.port, log: logFile }, "kafka node starting");
+    return { child, pidFile };
+  };
+
+  const running = new Map<number, RunningNode>();
+  const exitedDuringStart = (only?: number) => (): string | null => {
+    for (const [id, p] of running) {
+      if (only !== undefined && id !== only) continue;
+      if (p.child.exitCode !== null || p.child.signalCode !== null) {
+        const file = logFileOf(nodes[id - 1]!);
+        return `Kafka node ${id} exited during start (see ${file}):\n${logTail(file)}`;
+      }
+    }
+    return null;
+  };
+  const stopAll = async () => {
+    await Promise.all([...running.values()].map((p) => stopNode(p.child, p.pidFile)));
+  };
+  const nodeById = (id: number): NodePorts => {
+    const node = nodes[id - 1];
+    if (node === undefined) throw new RangeError(`no Kafka node ${id} (nodes are 1..${nodes.length})`);
+    return node;
+  };
+  const isRunning = (id: number) => {
+    const p = running.get(id);
+    return p !== undefined && p.child.exitCode === null && p.child.signalCode === null;
+  };
+
+  try {
+    for (const node of nodes) running.set(node.id, spawnNode(node));
+    await waitReady(
+      brokers,
+      (info) =>
+        info.brokers.length >= nodes.length && info.controllerId !== null
+          ? null
+          : `${info.brokers.length}/${nodes.length} brokers registered`,
+      opts.readyTimeoutMs ?? 90_000,
+      log,
+      exitedDuringStart(),
+    );
   } catch (e) {
-    await stop();
+    await stopAll();
     throw e;
   }
+  log.info({ brokers }, "kafka ready");
+  let stopping: Promise<void> | null = null;
+  return {
+    brokers,
+    dataDir: opts.dataDir,
+    nodes: nodes.map((n) => ({ ...n, broker: `127.0.0.1:${n.port}`, logFile: logFileOf(n) })),
+    stop: () => (stopping ??= stopAll()),
+    isRunning: (id) => isRunning(nodeById(id).id),
+    async stopNode(id, how) {
+      const node = nodeById(id);
+      const p = running.get(node.id);
+      if (p === undefined || !isRunning(node.id)) return;
+      log.info({ node: node.id, how }, "stopping kafka node");
+      if (how === "clean") await stopNode(p.child, p.pidFile);
+      else await killNode(p.child, p.pidFile);
+    },
+    async startNode(id, startOpts = {}) {
+      const node = nodeById(id);
+      if (stopping !== null) throw new Error("the local Kafka is stopped");
+      if (isRunning(node.id)) return;
+      running.set(node.id, spawnNode(node));
+      // Only a majority of voters elects a controller; with it the node registers again.
+      try {
+        await waitReady(
+          brokers,
+          (info) =>
+            info.brokers.some((b) => b.nodeId === node.id) && info.controllerId !== null
+              ? null
+              : `node ${node.id} not registered yet (${info.brokers.map((b) => b.nodeId).join(",")} are)`,
+          startOpts.readyTimeoutMs ?? opts.readyTimeoutMs ?? 90_000,
+          log,
+          exitedDuringStart(node.id),
+        );
+      } catch (e) {
+        const p = running.get(node.id);
+        if (p !== undefined) await stopNode(p.child, p.pidFile);
+        throw e;
+      }
+      log.info({ node: node.id }, "kafka node back");
+    },
+  };
 }
 
 async function stopNode(child: ChildProcess, pidFile: string): Promise<void> {
@@ -260,12 +364,32 @@ async function stopNode(child: ChildProcess, pidFile: string): Promise<void> {
   const clean = await Promise.race([exited.then(() => true), sleep(20_000).then(() => false)]);
   if (clean) return;
   // The JVM did not finish its controlled shutdown in time: kill it and its wrapper.
+  killJvm(pidFile);
+  child.kill("SIGKILL");
+  await exited;
+}
+
+/** A crash: SIGKILL to the JVM itself; its watchdog then exits with it. */
+async function killNode(child: ChildProcess, pidFile: string): Promise<void> {
+  if (child.exitCode !== null || child.signalCode !== null) return;
+  const exited = new Promise<void>((done) => child.once("exit", () => done()));
+  if (!killJvm(pidFile)) child.kill("SIGKILL");
+  const gone = await Promise.race([exited.then(() => true), sleep(10_000).then(() => false)]);
+  if (!gone) {
+    child.kill("SIGKILL");
+    await exited;
+  }
+}
+
+function killJvm(pidFile: string): boolean {
   try {
     const pid = Number(readFileSync(pidFile, "utf8").trim());
-    if (pid > 0) process.kill(pid, "SIGKILL");
+    if (pid > 0) {
+      process.kill(pid, "SIGKILL");
+      return true;
+    }
   } catch {
     // already gone
   }
-  child.kill("SIGKILL");
-  await exited;
+  return false;
 }

@@ -1,24 +1,66 @@
 /**
- * Writes the golden records the codec tests decode: `npx tsx schemas/golden/make-golden.ts`.
+ * Writes the golden records the evolution test decodes: `npx tsx schemas/golden/make-golden.ts`.
  *
- * Run it once per schema version and commit its output. Never regenerate a golden file to make
- * a failing test pass: a failure means records already in Kafka would stop decoding.
+ * Run it once per new schema version (after adding the version's values to values.ts) and commit
+ * its output. It only adds files: an existing golden file is never rewritten, and one whose bytes
+ * the current code would write differently is reported, with exit code 1. Never delete a golden
+ * file to make a failing test pass: a failure means records already in Kafka (or frames of
+ * deployed clients) would stop decoding.
  */
-import { writeFileSync } from "node:fs";
+import { existsSync, readFileSync, writeFileSync } from "node:fs";
 import { encodeDelivery, type Delivery } from "../codec.ts";
+import { encodeClientFrameAvro, encodeServerFrameAvro } from "../frame-codec.ts";
+import type { ClientFrame, ServerFrame } from "../frames.ts";
+import {
+  channelEventCodec,
+  membershipCodec,
+  roomEventCodec,
+  type ChannelEvent,
+  type Membership,
+  type RoomEvent,
+} from "../records.ts";
+import { SCHEMAS } from "../versions.ts";
+import { GOLDENS, type Golden } from "./values.ts";
 
-/** The record in delivery-v1.bin; test/unit/codec.test.ts spells out the same values. */
-const GOLDEN_V1: Delivery = {
-  id: "golden-1",
-  type: "chat.message",
-  sender: "service:golden",
-  recipient: "user-ü-1",
-  room: "room:lobby",
-  ts: 1_735_689_600_000, // 2025-01-01T00:00:00Z
-  data: '{"text":"héllo 🌍","n":[1,2,3]}',
-  attributes: { origin: "make-golden", schema: "v1" },
-};
+/** The bytes the current code writes for `g`. */
+export function encodeGolden(g: Golden): Buffer {
+  switch (g.kind) {
+    case "delivery":
+      return encodeDelivery(g.value as Delivery);
+    case "roomEvent":
+      return roomEventCodec.encode(g.value as RoomEvent);
+    case "membership":
+      return membershipCodec.encode(g.value as Membership);
+    case "channelEvent":
+      return channelEventCodec.encode(g.value as ChannelEvent);
+    case "clientFrame":
+      return encodeClientFrameAvro(g.value as ClientFrame);
+    case "serverFrame":
+      return encodeServerFrameAvro(g.value as ServerFrame);
+  }
+}
 
-const path = new URL("./delivery-v1.bin", import.meta.url);
-writeFileSync(path, encodeDelivery(GOLDEN_V1));
-console.log(`wrote ${path.pathname}`);
+function main(): number {
+  let bad = 0;
+  for (const g of GOLDENS) {
+    const versions = SCHEMAS[g.kind].versions;
+    // Only the current version can be written by the current code.
+    if (g.version !== versions[versions.length - 1]!.version) continue;
+    const path = new URL(`./${g.file}`, import.meta.url);
+    const bytes = encodeGolden(g);
+    if (!existsSync(path)) {
+      writeFileSync(path, bytes);
+      console.log(`wrote     ${g.file}`);
+    } else if (readFileSync(path).equals(bytes)) {
+      console.log(`unchanged ${g.file}`);
+    } else {
+      console.error(
+        `DIFFERENT ${g.file}: the current code writes other bytes for the same value; not rewritten`,
+      );
+      bad++;
+    }
+  }
+  return bad === 0 ? 0 : 1;
+}
+
+if (import.meta.url === `file://${process.argv[1]}`) process.exit(main());

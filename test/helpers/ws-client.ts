@@ -14,9 +14,15 @@ export const TEST_SECRET = "test-secret-that-is-at-least-32-bytes-long!";
 
 export async function token(
   sub: string,
-  opts: { secret?: string; ttlS?: number; audience?: string; issuer?: string } = {},
+  opts: {
+    secret?: string;
+    ttlS?: number;
+    audience?: string;
+    issuer?: string;
+    claims?: Record<string, unknown>;
+  } = {},
 ): Promise<string> {
-  let jwt = new SignJWT({})
+  let jwt = new SignJWT(opts.claims ?? {})
     .setProtectedHeader({ alg: "HS256" })
     .setSubject(sub)
     .setIssuedAt()

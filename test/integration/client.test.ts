@@ -163,7 +163,7 @@ test("A to B across gateways via the client; B's gateway is SIGTERMed and B come
     Array.from({ length: more }, (_, i) => `n${i}`),
     "the new ones arrive, in order",
   );
-  const offsets = b.events.map((e) => BigInt(e.cursor.split(":")[2]!));
+  const offsets = b.events.map((e) => BigInt(e.cursor!.split(":")[2]!));
   for (let i = 1; i < offsets.length; i++) assert.ok(offsets[i]! > offsets[i - 1]!, "cursors grow");
 });
 

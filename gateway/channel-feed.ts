@@ -1,0 +1,72 @@
+/**
+ * Live channels, fanout on read: the gateway reads every partition of rt.channels from its live
+ * end, in a consumer group of its own, and hands each event to the server's native publish for
+ * the channel's local subscribers (`*`: every live session). At most once: nothing is committed or
+ * replayed, and a socket past its backpressure cap skips the event.
+ */
+import type { Kafka } from "../common/kafka/kafka.ts";
+import type { Logger } from "../common/log.ts";
+import { channelEventCodec, type ChannelEvent } from "../schemas/records.ts";
+import type { GatewayMetrics } from "./metrics.ts";
+import { channelTopic } from "./session.ts";
+
+export interface ChannelFeedOptions {
+  readonly topic: string;
+  readonly groupId: string;
+  /** Publishes `text` to the server topic; returns how many sockets it reached. */
+  readonly publish: (topic: string, text: string) => number;
+  readonly metrics: GatewayMetrics;
+  readonly log: Logger;
+}
+
+export interface ChannelFeed {
+  /** Leaves the group. Safe to call twice. */
+  close(): Promise<void>;
+}
+
+/** The event frame of a channel event: no cursor, live channels are not resumable. */
+export function channelEventText(e: ChannelEvent): string | null {
+  try {
+    JSON.parse(e.data);
+  } catch {
+    return null;
+  }
+  return (
+    `{"op":"event","id":${JSON.stringify(e.id)},"from":${JSON.stringify(e.sender)},` +
+    `"to":${JSON.stringify(`channel:${e.channel}`)},"type":${JSON.stringify(e.type)},` +
+    `"data":${e.data},"ts":${e.ts}}`
+  );
+}
+
+export async function startChannelFeed(kafka: Kafka, opts: ChannelFeedOptions): Promise<ChannelFeed> {
+  const { metrics, log } = opts;
+  const consumer = kafka.consumer({
+    groupId: opts.groupId,
+    topics: [opts.topic],
+    fromBeginning: false,
+    sessionTimeoutMs: 10_000,
+    heartbeatIntervalMs: 3_000,
+    autoCommit: false,
+  });
+  await consumer.run({
+    eachBatch: async (batch) => {
+      for (const record of batch.records) {
+        if (record.value === null) continue;
+        const decoded = channelEventCodec.tryDecode(record.value);
+        const text = decoded.ok ? channelEventText(decoded.value) : null;
+        if (!decoded.ok || text === null) {
+          metrics.undeliverable.add(decoded.ok ? "bad_json_data" : decoded.error.code);
+          log.warn(
+            { partition: record.partition, offset: record.offset },
+            "unreadable channel event skipped",
+          );
+          continue;
+        }
+        metrics.channelEvents += 1;
+        metrics.channelDeliveries += opts.publish(channelTopic(decoded.value.channel), text);
+      }
+    },
+    onCrash: (e) => log.error({ err: e }, "channel consumer stopped for good"),
+  });
+  return { close: () => consumer.close() };
+}

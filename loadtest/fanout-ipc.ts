@@ -1,0 +1,101 @@
+/**
+ * The messages between a fanout run's main process and its generator processes
+ * (fanout-worker.ts), over Node's IPC channel (JSON). The main process sends `start`, then
+ * drives the phases; a generator answers and reports `progress` once a second.
+ *
+ * Clock: each process reads `performance.timeOrigin + performance.now()`. The main process
+ * measures each generator's offset (`ping`/`pong`, the sample with the shortest round trip) and
+ * sends it back (`offset`); from then on a generator converts its arrival times into the main
+ * process's clock, the one every send time comes from.
+ */
+import type { SparseHistogram } from "./histogram.ts";
+import type { Expected, FanoutTotals } from "./fanout-tracker.ts";
+
+export interface WorkerConfig {
+  readonly scenario: "room" | "broadcast";
+  readonly runId: string;
+  readonly index: number;
+  readonly secret: string;
+  readonly tokenTtlS: number;
+  /** Global client indices [first, first + count). */
+  readonly first: number;
+  readonly count: number;
+  /** Rooms (room) or 1 (broadcast); client i's group is roomOf(i, groups). */
+  readonly groups: number;
+  readonly slots: number;
+  readonly perSlot: boolean;
+  /** Join the client's room after the welcome (room). */
+  readonly join: boolean;
+  /** Deliveries-topic partition count and each partition's gateway URL. */
+  readonly partitions: number;
+  readonly owners: Readonly<Record<string, string>>;
+  /** Source addresses rotate over 127.0.0.1..n by global client index. */
+  readonly localAddresses: number;
+  /** This generator's share of the connect rate. */
+  readonly connectRatePerS: number;
+  readonly highestLatencyUs: number;
+  readonly allowRemote: boolean;
+}
+
+export type ToWorker =
+  | { readonly kind: "start"; readonly config: WorkerConfig }
+  | { readonly kind: "ping"; readonly id: number }
+  | { readonly kind: "offset"; readonly offsetMs: number }
+  | { readonly kind: "window"; readonly startMs: number; readonly endMs: number }
+  | { readonly kind: "finish"; readonly expected: Expected }
+  | { readonly kind: "close" };
+
+export interface ConnectReport {
+  readonly ok: number;
+  readonly failed: number;
+  readonly firstError: string | null;
+  readonly redirected: number;
+  readonly perNode: Readonly<Record<string, number>>;
+  readonly localAddresses: readonly string[];
+  readonly wallMs: number;
+}
+
+export interface Progress {
+  readonly connected: number;
+  readonly connectFailed: number;
+  /** Members that saw their own `rt.joined` (room). */
+  readonly joined: number;
+  /** Join acks and `rt.rejected` refusals by code. */
+  readonly joinRefused: Readonly<Record<string, number>>;
+  readonly closes: Readonly<Record<string, number>>;
+  readonly errorFrames: Readonly<Record<string, number>>;
+  /** Nodes whose clients got a probe broadcast (broadcast). */
+  readonly probeNodes: readonly string[];
+  readonly delivered: number;
+  readonly duplicates: number;
+  readonly latencyUs: SparseHistogram;
+  readonly eventLoopDelayP99Ms: number;
+  readonly rssBytes: number;
+}
+
+export type FromWorker =
+  | { readonly kind: "progress"; readonly progress: Progress }
+  | { readonly kind: "connected"; readonly report: ConnectReport }
+  | { readonly kind: "pong"; readonly id: number; readonly nowMs: number }
+  | { readonly kind: "window-set" }
+  | { readonly kind: "totals"; readonly totals: FanoutTotals }
+  | { readonly kind: "closed"; readonly ms: number; readonly terminated: number }
+  | { readonly kind: "fatal"; readonly message: string };
+
+export interface ClockSample {
+  readonly sentMs: number;
+  readonly workerMs: number;
+  readonly receivedMs: number;
+}
+
+/**
+ * The generator's clock minus the main process's, from ping samples: the one with the shortest
+ * round trip, assuming its two legs took equally long (the error is at most half that trip).
+ */
+export function clockOffset(samples: readonly ClockSample[]): { offsetMs: number; rttMs: number } {
+  if (samples.length === 0) throw new RangeError("no clock samples");
+  let best = samples[0]!;
+  for (const s of samples) if (s.receivedMs - s.sentMs < best.receivedMs - best.sentMs) best = s;
+  const rttMs = best.receivedMs - best.sentMs;
+  return { offsetMs: best.workerMs - (best.sentMs + best.receivedMs) / 2, rttMs };
+}
