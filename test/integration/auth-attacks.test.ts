@@ -369,6 +369,8 @@ test("a token refresh (auth) while the JWKS endpoint is down gets unavailable, n
   const user = `refresh-${t.prefix}`;
   const c = await liveWs(gw.url, await signed(ec, claims(user)));
   jwks.mode = "hang";
+  // Past the cooldown, the unknown kid makes the verifier fetch the (hanging) JWKS.
+  await sleep(COOLDOWN_MS + 100);
   try {
     c.send({ op: "auth", id: "r1", token: await signed(k4, claims(user)) });
     const ack = await c.waitFor((f) => f.op === "ack" && f.id === "r1", 10_000);
