@@ -87,7 +87,7 @@ export const CLOSE_CODES = {
   revoked: {
     code: 4013,
     reconnect: "no",
-    refreshToken: true,
+    refreshToken: false,
     viaRouter: false,
     description:
       "The user's sessions were revoked (sign-out everywhere, ban): the same token is refused; sign in again.",
