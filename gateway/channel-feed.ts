@@ -7,6 +7,7 @@
 import type { Kafka } from "../common/kafka/kafka.ts";
 import type { Logger } from "../common/log.ts";
 import { channelEventCodec, type ChannelEvent } from "../schemas/records.ts";
+import { eventFrameText } from "./delivery.ts";
 import type { GatewayMetrics } from "./metrics.ts";
 import { channelTopic } from "./session.ts";
 
@@ -26,16 +27,14 @@ export interface ChannelFeed {
 
 /** The event frame of a channel event: no cursor, live channels are not resumable. */
 export function channelEventText(e: ChannelEvent): string | null {
-  try {
-    JSON.parse(e.data);
-  } catch {
-    return null;
-  }
-  return (
-    `{"op":"event","id":${JSON.stringify(e.id)},"from":${JSON.stringify(e.sender)},` +
-    `"to":${JSON.stringify(`channel:${e.channel}`)},"type":${JSON.stringify(e.type)},` +
-    `"data":${e.data},"ts":${e.ts}}`
-  );
+  return eventFrameText({
+    id: e.id,
+    from: e.sender,
+    to: `channel:${e.channel}`,
+    type: e.type,
+    data: e.data,
+    ts: e.ts,
+  });
 }
 
 export async function startChannelFeed(kafka: Kafka, opts: ChannelFeedOptions): Promise<ChannelFeed> {

@@ -177,16 +177,33 @@ function deliverTo(
 
 /** The event frame, built once per record for all of the recipient's sockets. */
 export function eventText(d: Delivery, cursor: string): string | null {
-  // `data` is JSON text; backends may produce directly, so check it before splicing it in.
+  const to = d.room === null ? `user:${d.recipient}` : `room:${d.room}`;
+  return eventFrameText({ cursor, id: d.id, from: d.sender, to, type: d.type, data: d.data, ts: d.ts });
+}
+
+/**
+ * An event frame from its fields, `data` spliced in as the JSON text it already is (no parse and
+ * re-serialize per record). Null when `data` is not JSON: backends may produce directly. No
+ * cursor: a live channel event.
+ */
+export function eventFrameText(e: {
+  cursor?: string;
+  id: string;
+  from: string;
+  to: string;
+  type: string;
+  data: string;
+  ts: number;
+}): string | null {
   try {
-    JSON.parse(d.data);
+    JSON.parse(e.data);
   } catch {
     return null;
   }
-  const to = d.room === null ? `user:${d.recipient}` : `room:${d.room}`;
+  const cursor = e.cursor === undefined ? "" : `"cursor":${JSON.stringify(e.cursor)},`;
   return (
-    `{"op":"event","cursor":${JSON.stringify(cursor)},"id":${JSON.stringify(d.id)},` +
-    `"from":${JSON.stringify(d.sender)},"to":${JSON.stringify(to)},"type":${JSON.stringify(d.type)},` +
-    `"data":${d.data},"ts":${d.ts}}`
+    `{"op":"event",${cursor}"id":${JSON.stringify(e.id)},` +
+    `"from":${JSON.stringify(e.from)},"to":${JSON.stringify(e.to)},"type":${JSON.stringify(e.type)},` +
+    `"data":${e.data},"ts":${e.ts}}`
   );
 }

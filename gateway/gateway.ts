@@ -116,8 +116,11 @@ export async function startGateway(
     registry,
     batcher,
     partitionCount,
-    roomPartitionCount,
-    channelPartitionCount,
+    partitionCounts: {
+      deliveries: partitionCount,
+      rooms: roomPartitionCount,
+      channels: channelPartitionCount,
+    },
     revocations,
     roomRates: new RoomRates(config.limits.roomSendsPerSecond),
     epoch,

@@ -14,7 +14,7 @@ import type { GatewayConfig } from "./config.ts";
 import type { GatewayMetrics } from "./metrics.ts";
 import { clientKey, ConnectionCounter, originAllowed, PendingSockets } from "./admission.ts";
 import { Session, type PreAuth, type SessionDeps } from "./session.ts";
-import { listen, type UwsModule } from "./uws.ts";
+import { listen, serveMetrics, type UwsModule } from "./uws.ts";
 
 export const WS_PATH = "/v1/ws";
 /** Subprotocols this gateway speaks; a client offering none gets JSON. */
@@ -101,25 +101,9 @@ export async function startServer(uws: UwsModule, hooks: ServerHooks): Promise<S
     }),
   );
 
-  app.get("/metrics", (res) => {
-    let aborted = false;
-    res.onAborted(() => {
-      aborted = true;
-    });
-    hooks.metricsText().then(
-      (text) => {
-        if (aborted) return;
-        res.cork(() => {
-          res.writeStatus("200 OK").writeHeader("content-type", PROMETHEUS_CONTENT_TYPE).end(text);
-        });
-      },
-      (e: unknown) => {
-        log.error({ err: e }, "collecting metrics failed");
-        if (!aborted)
-          json(res, "500 Internal Server Error", { error: "internal", message: "metrics failed" });
-      },
-    );
-  });
+  serveMetrics(app, hooks.metricsText, log, PROMETHEUS_CONTENT_TYPE, (res) =>
+    json(res, "500 Internal Server Error", { error: "internal", message: "metrics failed" }),
+  );
 
   app.ws<SocketData>(WS_PATH, {
     // uWS drops a connection whose frame exceeds this before we see it; frames between the

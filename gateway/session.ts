@@ -8,7 +8,8 @@ import type { Logger } from "../common/log.ts";
 import { closeCodeByName, formatCloseReason, type CloseName } from "../schemas/close-codes.ts";
 import { allows, NO_GRANTS, readGrants, type Grants } from "../common/grants.ts";
 import { encodeDelivery } from "../schemas/codec.ts";
-import { channelEventCodec, roomEventCodec, roomPartition, SYSTEM_TYPE_PREFIX } from "../schemas/records.ts";
+import { SYSTEM_TYPE_PREFIX } from "../schemas/records.ts";
+import { channelRecord, roomRecord, type PartitionCounts, type PublishRecord } from "../schemas/publish.ts";
 import type { ErrorCode, WireError } from "../schemas/errors.ts";
 import {
   decodeClientFrame,
@@ -24,7 +25,6 @@ import {
 } from "../schemas/frames.ts";
 import { partitionForKey } from "../schemas/partition.ts";
 import { BROADCAST_CHANNEL, isMessageId, parseTarget, type Target } from "../schemas/targets.ts";
-import type { OutRecord } from "../common/kafka/kafka.ts";
 import { parseCursor } from "../schemas/cursor.ts";
 import type { Verifier } from "./auth.ts";
 import type { CatchUp } from "./catchup.ts";
@@ -61,9 +61,8 @@ export interface SessionDeps {
   readonly registry: Registry<Session>;
   readonly batcher: SendBatcher;
   readonly partitionCount: number;
-  /** Partitions of rt.room-events (and rt.room-members). */
-  readonly roomPartitionCount: number;
-  readonly channelPartitionCount: number;
+  /** Partitions of every topic, as read from Kafka at start. */
+  readonly partitionCounts: PartitionCounts;
   readonly revocations: Revocations;
   readonly roomRates: RoomRates;
   readonly epoch: string;
@@ -496,28 +495,9 @@ export class Session {
     if (!this.#admitWrite(frame.id)) return;
     const user = this.#user!;
     const now = Date.now();
-    const join = frame.op === "join";
-    const value = roomEventCodec.encode({
-      id: frame.id,
-      kind: join ? "join" : "leave",
-      room: frame.room,
-      sender: user,
-      member: user,
-      type: join ? "rt.joined" : "rt.left",
-      ts: now,
-      data: "null",
-      attributes: {},
-    });
-    const topic = this.deps.config.topics.names.roomEvents;
-    const partition = roomPartition(frame.room, this.deps.roomPartitionCount);
-    this.#produce(
-      frame.id,
-      frame.op,
-      `room:${frame.room}`,
-      topic,
-      { key: frame.room, value, partition },
-      now,
-    );
+    const event = { id: frame.id, sender: user, member: user, type: "", data: "null", ts: now };
+    const record = roomRecord(frame.room, frame.op, event, this.deps.partitionCounts);
+    this.#produce(frame.id, frame.op, `room:${frame.room}`, record);
   }
 
   #onSubscribe(frame: SubscribeFrame): void {
@@ -609,10 +589,7 @@ export class Session {
 
   /** A room message or a live channel event: acked when Kafka has it (no cursor: not in an inbox). */
   #sendShared(frame: SendFrame, target: Exclude<Target, { kind: "user" }>): void {
-    const user = this.#user!;
     const now = Date.now();
-    const data = JSON.stringify(frame.data);
-    const { names } = this.deps.config.topics;
     if (target.kind === "room") {
       const retryAfterMs = this.deps.roomRates.take(target.room, now);
       if (retryAfterMs > 0) {
@@ -623,63 +600,28 @@ export class Session {
         );
         return;
       }
-      const value = roomEventCodec.encode({
-        id: frame.id,
-        kind: "message",
-        room: target.room,
-        sender: user,
-        member: null,
-        type: frame.type,
-        ts: now,
-        data,
-        attributes: {},
-      });
-      const partition = roomPartition(target.room, this.deps.roomPartitionCount);
-      this.#produce(
-        frame.id,
-        "send",
-        frame.to,
-        names.roomEvents,
-        { key: target.room, value, partition },
-        now,
-        frame.traceparent,
-      );
-      return;
     }
-    const value = channelEventCodec.encode({
+    const event = {
       id: frame.id,
-      channel: target.channel,
-      sender: user,
+      sender: this.#user!,
       type: frame.type,
+      data: JSON.stringify(frame.data),
       ts: now,
-      data,
-      attributes: {},
-    });
-    const partition = partitionForKey(target.channel, this.deps.channelPartitionCount);
-    this.#produce(
-      frame.id,
-      "send",
-      frame.to,
-      names.channels,
-      { key: target.channel, value, partition },
-      now,
-      frame.traceparent,
-    );
+    };
+    const counts = this.deps.partitionCounts;
+    const record =
+      target.kind === "room"
+        ? roomRecord(target.room, "message", event, counts)
+        : channelRecord(target.channel, event, counts);
+    this.#produce(frame.id, "send", frame.to, record, frame.traceparent);
   }
 
   /**
    * Writes one record of a room or channel request through the batcher and acks it (ok without a
    * cursor, or the failure), inside the request's trace when tracing is on.
    */
-  #produce(
-    id: string,
-    op: string,
-    to: string,
-    topic: string,
-    record: OutRecord & { partition: number },
-    now: number,
-    traceparent?: string,
-  ): void {
+  #produce(id: string, op: string, to: string, record: PublishRecord, traceparent?: string): void {
+    const topic = this.deps.config.topics.names[record.role];
     const startedMs = performance.now();
     const { tracing } = this.deps;
     const st: SendTrace | null = tracing.enabled
@@ -696,8 +638,9 @@ export class Session {
         })
       : null;
     const headers = st?.headers ?? (traceparent === undefined ? undefined : { traceparent });
+    const { key, value, partition, timestampMs } = record;
     void this.deps.batcher
-      .enqueue(topic, { ...record, timestampMs: now, ...(headers === undefined ? {} : { headers }) })
+      .enqueue(topic, { key, value, partition, timestampMs, ...(headers === undefined ? {} : { headers }) })
       .then((r) => {
         const code = ackCode(r);
         const ack = () => {

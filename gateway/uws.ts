@@ -78,3 +78,34 @@ export async function listen(
     },
   };
 }
+
+/**
+ * GET /metrics: the Prometheus text from `metricsText`, written only if the request is still
+ * there; a failure is logged and answered by `onError` (each service's own error body).
+ */
+export function serveMetrics(
+  app: TemplatedApp,
+  metricsText: () => Promise<string>,
+  log: { error(obj: object, msg: string): void },
+  contentType: string,
+  onError: (res: Uws.HttpResponse) => void,
+): void {
+  app.get("/metrics", (res) => {
+    let aborted = false;
+    res.onAborted(() => {
+      aborted = true;
+    });
+    metricsText().then(
+      (text) => {
+        if (aborted) return;
+        res.cork(() => {
+          res.writeStatus("200 OK").writeHeader("content-type", contentType).end(text);
+        });
+      },
+      (e: unknown) => {
+        log.error({ err: e }, "collecting metrics failed");
+        if (!aborted) onError(res);
+      },
+    );
+  });
+}

@@ -10,7 +10,7 @@
  */
 import { randomBytes } from "node:crypto";
 import { readGrants, type ServiceScope } from "../common/grants.ts";
-import type { JsonValue } from "../schemas/frames.ts";
+import { depthWithin, type JsonValue } from "../schemas/frames.ts";
 import {
   channelRecord,
   directRecord,
@@ -69,15 +69,6 @@ function parseObject(
     if (required && !Object.hasOwn(obj, name)) return bad(`missing field ${name}`);
   }
   return { ok: true, value: obj };
-}
-
-function depthWithin(value: unknown, max: number): boolean {
-  if (typeof value !== "object" || value === null) return true;
-  if (max <= 0) return false;
-  for (const child of Array.isArray(value) ? value : Object.values(value)) {
-    if (!depthWithin(child, max - 1)) return false;
-  }
-  return true;
 }
 
 export interface PublishRequest {

@@ -17,7 +17,7 @@ import type { HttpRequest, HttpResponse, TemplatedApp } from "uWebSockets.js";
 import type { Logger } from "../common/log.ts";
 import { PROMETHEUS_CONTENT_TYPE } from "../common/telemetry.ts";
 import type { Verifier } from "../gateway/auth.ts";
-import { listen, type UwsModule } from "../gateway/uws.ts";
+import { listen, serveMetrics, type UwsModule } from "../gateway/uws.ts";
 import type { RouterConfig } from "./config.ts";
 import {
   CONNECT_PATH,
@@ -322,24 +322,9 @@ export async function startRouterServer(uws: UwsModule, deps: RouterServerDeps):
     if (reason === null) write(res, jsonAnswer("200 OK", { status: "ready", ...status }));
     else write(res, jsonAnswer("503 Service Unavailable", { status: "not_ready", reason, ...status }));
   });
-  app.get("/metrics", (res: HttpResponse) => {
-    let aborted = false;
-    res.onAborted(() => {
-      aborted = true;
-    });
-    deps.metricsText().then(
-      (text) => {
-        if (aborted) return;
-        res.cork(() => {
-          res.writeStatus("200 OK").writeHeader("content-type", PROMETHEUS_CONTENT_TYPE).end(text);
-        });
-      },
-      (e: unknown) => {
-        log.error({ err: e }, "collecting metrics failed");
-        if (!aborted) write(res, errorAnswer("internal", "collecting metrics failed"));
-      },
-    );
-  });
+  serveMetrics(app, deps.metricsText, log, PROMETHEUS_CONTENT_TYPE, (res) =>
+    write(res, errorAnswer("internal", "collecting metrics failed")),
+  );
   for (const path of ["/healthz", "/readyz", "/metrics", "/v1/stats"]) {
     app.any(path, (res: HttpResponse, req: HttpRequest) =>
       write(

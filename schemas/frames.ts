@@ -302,7 +302,7 @@ export function decodeClientFrame(
 }
 
 /** True when `value` nests arrays/objects at most `max` deep; stops descending past `max`. */
-function depthWithin(value: unknown, max: number): boolean {
+export function depthWithin(value: unknown, max: number): boolean {
   if (typeof value !== "object" || value === null) return true;
   if (max <= 0) return false;
   const children = Array.isArray(value) ? value : Object.values(value);
