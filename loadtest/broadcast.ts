@@ -21,6 +21,7 @@ import {
   type FanoutSeriesPoint,
 } from "./fanout-report.ts";
 import {
+  commonResultFields,
   FanoutSetupError,
   now,
   runFanout,
@@ -33,7 +34,6 @@ import { latencyHistogram, mergeTotals } from "./fanout-tracker.ts";
 import { Histogram } from "./histogram.ts";
 import { messageId } from "./protocol.ts";
 import { createPublishClient } from "./publish-client.ts";
-import { latencyMs } from "./report.ts";
 
 const PROBE_EVERY_MS = 500;
 const PROBE_MAX_MS = 60_000;
@@ -257,31 +257,12 @@ async function broadcastTraffic(
     log("stopping generators and services");
     const teardown = await ctx.tearDown();
     return buildBroadcastResult({
-      runId,
-      startedAt: run.startedAt,
-      commandLine: run.commandLine,
-      machine: ctx.machine,
-      aborted,
-      setup: {
-        services: ctx.backbone.records(),
-        startup_ms: ctx.startupMs,
-        kafka_brokers: ctx.kafkaBrokers,
-        topic_prefix: ctx.topicPrefix,
-        service_env: ctx.serviceEnv,
-        clock: ctx.clock,
-      },
-      connect: ctx.connect,
+      ...commonResultFields(ctx, run, aborted, { tickLateness, ...agg }),
       totals,
       cpu,
-      generator: {
-        tick_lateness_ms: latencyMs(tickLateness.summary()),
-        event_loop_delay_p99_ms: agg.eventLoopDelayP99Ms,
-        rss_bytes: agg.rssBytes,
-      },
       series,
       serviceLogs,
       teardown,
-      warnings: ctx.warnings,
       options: o,
       probes: { sent: probes, ms: probeMs, nodes, covered: [...agg.probeNodes].sort() },
       sent,

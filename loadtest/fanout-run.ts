@@ -27,7 +27,8 @@ import {
   openFilesLimit,
   type MachineInfo,
 } from "./machine.ts";
-import type { ProcessCpu } from "./report.ts";
+import { latencyMs, type ProcessCpu } from "./report.ts";
+import type { Histogram } from "./histogram.ts";
 import { checkKafka, deleteTopics, liveServiceCount, type LogCount } from "./services.ts";
 
 const KAFKA_CHECK_MS = 10_000;
@@ -397,5 +398,39 @@ function summarizeConnect(
       clients: c.count,
       connected: reports[i]!.ok,
     })),
+  };
+}
+
+/**
+ * The parts of a room or broadcast result every fanout run has: the run, the machine, the setup of
+ * the services, the connect phase and the generator's own health.
+ */
+export function commonResultFields(
+  ctx: FanoutContext,
+  run: { readonly startedAt: string; readonly commandLine: readonly string[] },
+  aborted: string | null,
+  generator: { tickLateness: Histogram; eventLoopDelayP99Ms: number; rssBytes: number },
+) {
+  return {
+    runId: ctx.runId,
+    startedAt: run.startedAt,
+    commandLine: run.commandLine,
+    machine: ctx.machine,
+    aborted,
+    setup: {
+      services: ctx.backbone.records(),
+      startup_ms: ctx.startupMs,
+      kafka_brokers: ctx.kafkaBrokers,
+      topic_prefix: ctx.topicPrefix,
+      service_env: ctx.serviceEnv,
+      clock: ctx.clock,
+    },
+    connect: ctx.connect,
+    generator: {
+      tick_lateness_ms: latencyMs(generator.tickLateness.summary()),
+      event_loop_delay_p99_ms: generator.eventLoopDelayP99Ms,
+      rss_bytes: generator.rssBytes,
+    },
+    warnings: ctx.warnings,
   };
 }

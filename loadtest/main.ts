@@ -59,50 +59,67 @@ async function direct(options: DirectOptions, argv: string[], out: string, signa
   return result.completed && result.totals.lost === 0 ? 0 : 1;
 }
 
-async function churn(options: ChurnOptions, argv: string[], out: string, signal: AbortSignal) {
+type ServicesRun<O, R> = (
+  options: O,
+  command: string[],
+  signal: AbortSignal,
+  log: (line: string) => void,
+  logFile: string,
+) => Promise<R>;
+
+/**
+ * A scenario that starts its own services: runs it with their output in `<out>.services.log`,
+ * writes the result, prints the summary; exit 0 only when `passed` says so.
+ */
+async function withServices<O, R>(
+  run: ServicesRun<O, R>,
+  summary: (result: R, file: string) => string,
+  passed: (result: R) => boolean,
+  options: O,
+  argv: string[],
+  out: string,
+  signal: AbortSignal,
+): Promise<number> {
   const logFile = out.replace(/\.json$/, "") + ".services.log";
-  const result = await runChurn(
-    options,
-    ["tsx", "loadtest/main.ts", ...redactArgv(argv)],
-    signal,
-    log,
-    logFile,
-  );
+  const result = await run(options, ["tsx", "loadtest/main.ts", ...redactArgv(argv)], signal, log, logFile);
   writeFileSync(out, await formatJson(result, out));
-  console.log(churnSummaryText(result, shown(out)));
+  console.log(summary(result, shown(out)));
   log(`services' output: ${shown(logFile)}`);
-  return result.completed && result.totals !== null && result.totals.lost === 0 ? 0 : 1;
+  return passed(result) ? 0 : 1;
 }
 
-async function room(options: RoomOptions, argv: string[], out: string, signal: AbortSignal) {
-  const logFile = out.replace(/\.json$/, "") + ".services.log";
-  const result = await runRoom(
+const churn = (options: ChurnOptions, argv: string[], out: string, signal: AbortSignal) =>
+  withServices(
+    runChurn,
+    churnSummaryText,
+    (r) => r.completed && r.totals !== null && r.totals.lost === 0,
     options,
-    ["tsx", "loadtest/main.ts", ...redactArgv(argv)],
+    argv,
+    out,
     signal,
-    log,
-    logFile,
   );
-  writeFileSync(out, await formatJson(result, out));
-  console.log(roomSummaryText(result, shown(out)));
-  log(`services' output: ${shown(logFile)}`);
-  return result.completed && result.totals.lost === 0 && result.totals.duplicates === 0 ? 0 : 1;
-}
 
-async function broadcast(options: BroadcastOptions, argv: string[], out: string, signal: AbortSignal) {
-  const logFile = out.replace(/\.json$/, "") + ".services.log";
-  const result = await runBroadcast(
+const room = (options: RoomOptions, argv: string[], out: string, signal: AbortSignal) =>
+  withServices(
+    runRoom,
+    roomSummaryText,
+    (r) => r.completed && r.totals.lost === 0 && r.totals.duplicates === 0,
     options,
-    ["tsx", "loadtest/main.ts", ...redactArgv(argv)],
+    argv,
+    out,
     signal,
-    log,
-    logFile,
   );
-  writeFileSync(out, await formatJson(result, out));
-  console.log(broadcastSummaryText(result, shown(out)));
-  log(`services' output: ${shown(logFile)}`);
-  return result.completed && result.totals.missed === 0 && result.totals.duplicates === 0 ? 0 : 1;
-}
+
+const broadcast = (options: BroadcastOptions, argv: string[], out: string, signal: AbortSignal) =>
+  withServices(
+    runBroadcast,
+    broadcastSummaryText,
+    (r) => r.completed && r.totals.missed === 0 && r.totals.duplicates === 0,
+    options,
+    argv,
+    out,
+    signal,
+  );
 
 async function main(argv: string[]): Promise<number> {
   const parsed = parseArgs(argv);

@@ -25,7 +25,14 @@ import {
   type RoomResult,
   type RouterFanout,
 } from "./fanout-report.ts";
-import { FanoutSetupError, now, runFanout, setupDeadlineS, type FanoutContext } from "./fanout-run.ts";
+import {
+  commonResultFields,
+  FanoutSetupError,
+  now,
+  runFanout,
+  setupDeadlineS,
+  type FanoutContext,
+} from "./fanout-run.ts";
 import {
   JOINED_TYPE,
   joinFrame,
@@ -44,7 +51,6 @@ import { Histogram } from "./histogram.ts";
 import { checkTargetUrl, localAddressFor } from "./loopback.ts";
 import { Pacer, RoundRobin } from "./pacer.ts";
 import { messageId, parseMessageId, pongFrame } from "./protocol.ts";
-import { latencyMs } from "./report.ts";
 import { createPublishClient, type PublishClient } from "./publish-client.ts";
 
 const TICK_MS = 10;
@@ -459,31 +465,12 @@ async function roomTraffic(
     let expectedDeliveries = 0;
     for (let r = 0; r < o.rooms; r++) expectedDeliveries += okPerRoom[r]! * recipients[r]!;
     return buildRoomResult({
-      runId,
-      startedAt: run.startedAt,
-      commandLine: run.commandLine,
-      machine: ctx.machine,
-      aborted,
-      setup: {
-        services: ctx.backbone.records(),
-        startup_ms: ctx.startupMs,
-        kafka_brokers: ctx.kafkaBrokers,
-        topic_prefix: ctx.topicPrefix,
-        service_env: ctx.serviceEnv,
-        clock: ctx.clock,
-      },
-      connect: ctx.connect,
+      ...commonResultFields(ctx, run, aborted, { tickLateness, ...agg }),
       totals,
       cpu,
-      generator: {
-        tick_lateness_ms: latencyMs(tickLateness.summary()),
-        event_loop_delay_p99_ms: agg.eventLoopDelayP99Ms,
-        rss_bytes: agg.rssBytes,
-      },
       series,
       serviceLogs,
       teardown,
-      warnings: ctx.warnings,
       options: o,
       join,
       sends: {
