@@ -49,13 +49,15 @@ export async function startGateway(
   const topic = config.topics.names.deliveries;
   const kafka = createKafka({ brokers: config.kafka.brokers, clientId: config.kafka.clientId, logger: log });
   const admin = await kafka.admin();
-  await ensureTopics(admin, topicSpecs(config.topics));
+  const outcomes = await ensureTopics(admin, topicSpecs(config.topics));
   await checkGatewayCluster(admin, config, log);
-  const partitionCount = (await admin.partitionCount(topic)) ?? config.topics.deliveriesPartitions;
+  // The topics' real partition counts (an existing topic may differ from the configured count).
+  const countOf = (name: string, configured: number) =>
+    outcomes.find((o) => o.topic === name)?.partitions || configured;
   const { names } = config.topics;
-  const roomPartitionCount = (await admin.partitionCount(names.roomEvents)) ?? config.topics.roomPartitions;
-  const channelPartitionCount =
-    (await admin.partitionCount(names.channels)) ?? config.topics.channelsPartitions;
+  const partitionCount = countOf(topic, config.topics.deliveriesPartitions);
+  const roomPartitionCount = countOf(names.roomEvents, config.topics.roomPartitions);
+  const channelPartitionCount = countOf(names.channels, config.topics.channelsPartitions);
   const revocations = new Revocations(config.revokeRememberMs, 1_000_000);
   const epoch = epochOf(partitionCount);
   const producer = await kafka.producer();
