@@ -25,12 +25,13 @@ import { isChannelName, isEventType, isMessageId, isRoomName, parseTarget } from
 import { Backoff, DEFAULT_BACKOFF, validateBackoff } from "./backoff.ts";
 import { Connection, type WebSocketCtor } from "./connection.ts";
 import type { KnownServerFrame } from "./decode.ts";
-import { CursorTracker } from "./dedupe.ts";
+import { CursorTracker, RecentIds } from "./dedupe.ts";
 import { Emitter } from "./emitter.ts";
 import { RealtimeError, type RealtimeErrorCode } from "./errors.ts";
 import { Outbox } from "./outbox.ts";
 import { MAX_HINT_MS, decideOnClose, delayMs } from "./policy.ts";
-import { askRouter, isWebSocketUrl, type ConnectAnswer, type FetchLike } from "./router.ts";
+import { askRouter, isHttpUrl, isWebSocketUrl, type ConnectAnswer, type FetchLike } from "./router.ts";
+import { refreshDelayMs, tokenTimes } from "./token-refresh.ts";
 import {
   CLIENT_DEFAULTS,
   type ClientEvents,
@@ -57,6 +58,12 @@ export class RealtimeClient {
   readonly #o: Tunables & { readonly pingIntervalMs: number | undefined };
   readonly #emitter = new Emitter<ClientEvents>();
   readonly #tracker: CursorTracker;
+  readonly #recentIds: RecentIds;
+  readonly #refreshBeforeExpiry: boolean;
+  #tokenObtainedAtMs = 0;
+  #refreshTimer: ReturnType<typeof setTimeout> | undefined;
+  /** The `auth` frame waiting for its ack. */
+  #auth: { readonly id: string; readonly token: string; readonly conn: Connection } | null = null;
   readonly #backoff: Backoff;
   readonly #outbox: Outbox;
   readonly #waiters: { resolve: (w: WelcomeInfo) => void; reject: (e: RealtimeError) => void }[] = [];
@@ -77,12 +84,16 @@ export class RealtimeClient {
     if ((options.routerUrl === undefined) === (options.gatewayUrl === undefined)) {
       throw new TypeError("give exactly one of routerUrl and gatewayUrl");
     }
+    if (options.routerUrl !== undefined && !isHttpUrl(options.routerUrl)) {
+      throw new TypeError(`routerUrl must be an http:// or https:// URL, got ${String(options.routerUrl)}`);
+    }
     if (options.gatewayUrl !== undefined && !isWebSocketUrl(options.gatewayUrl)) {
-      throw new TypeError(`gatewayUrl must be a ws:// or wss:// URL, got ${options.gatewayUrl}`);
+      throw new TypeError(`gatewayUrl must be a ws:// or wss:// URL, got ${String(options.gatewayUrl)}`);
     }
     if (typeof options.token !== "string" && typeof options.token !== "function") {
       throw new TypeError("token must be a string or a function returning one");
     }
+    if (options.token === "") throw new TypeError("token must not be empty");
     const ws = options.WebSocket ?? (globalThis as { WebSocket?: WebSocketCtor }).WebSocket;
     if (ws === undefined)
       throw new TypeError("no global WebSocket: pass options.WebSocket (e.g. the ws package)");
@@ -110,12 +121,20 @@ export class RealtimeClient {
       ),
       maxRedirects: positive("maxRedirects", options.maxRedirects ?? CLIENT_DEFAULTS.maxRedirects, 0),
       stableAfterMs: positive("stableAfterMs", options.stableAfterMs ?? CLIENT_DEFAULTS.stableAfterMs, 0),
+      dedupeWindow: positive("dedupeWindow", options.dedupeWindow ?? CLIENT_DEFAULTS.dedupeWindow, 0),
       pingIntervalMs:
         options.pingIntervalMs === undefined
           ? undefined
           : positive("pingIntervalMs", options.pingIntervalMs, 0),
     });
-    this.#outbox = new Outbox(this.#o.maxPendingSends, this.#o.ackTimeoutMs);
+    this.#outbox = new Outbox({
+      maxEntries: this.#o.maxPendingSends,
+      ackTimeoutMs: this.#o.ackTimeoutMs,
+      writer: () => (this.#conn !== null && this.#conn.live ? this.#conn : null),
+      random: this.#random,
+    });
+    this.#recentIds = new RecentIds(this.#o.dedupeWindow);
+    this.#refreshBeforeExpiry = options.refreshBeforeExpiry ?? true;
     this.#backoff = new Backoff(validateBackoff({ ...DEFAULT_BACKOFF, ...options.backoff }), this.#random);
     this.#tracker = new CursorTracker(options.cursor);
     this.#idPrefix = Math.floor(this.#random() * 2 ** 48).toString(36);
@@ -168,36 +187,51 @@ export class RealtimeClient {
   /**
    * Publishes `data` to `to` (`user:U`, `room:R`, `channel:C`). Resolves once the server has
    * the event durably (with its cursor), rejects with a RealtimeError on a failed ack, on
-   * `ack_timeout` after ackTimeoutMs, or when the client closes. While not open the send waits
-   * in a bounded queue; a send whose socket dropped before its ack is written again, same id,
-   * after the next welcome.
+   * `ack_timeout` after `timeoutMs` (default ackTimeoutMs), or when the client closes. While not
+   * open the send waits in a bounded queue; a send whose socket dropped before its ack, or whose
+   * ack said "try again" (`unavailable`, `queue_full`, `rate_limited`), is written again with the
+   * same id until its deadline.
+   *
+   * Throws a RealtimeError at once (`bad_target`, `bad_frame`) for a malformed `to`, `type`,
+   * `id` or a `data` that is not JSON: those are bugs, not outcomes.
    */
-  send(to: string, type: string, data: JsonValue, options: { id?: string } = {}): Promise<SendResult> {
-    const fail = (code: RealtimeErrorCode, message: string, cause?: unknown) =>
-      Promise.reject(new RealtimeError(code, message, { cause }));
-    if (this.#closed) return fail("client_closed", "the client is closed");
-    if (parseTarget(to) === undefined)
-      return fail("bad_target", "to must be user:<id>, room:<name> or channel:<name>");
-    if (!isEventType(type)) return fail("bad_frame", "type must be 1-64 chars of [A-Za-z0-9_.:-]");
+  send(
+    to: string,
+    type: string,
+    data: JsonValue,
+    options: { id?: string; timeoutMs?: number } = {},
+  ): Promise<SendResult> {
+    if (typeof to !== "string" || parseTarget(to) === undefined)
+      throw argError("bad_target", `to must be user:<id>, room:<name> or channel:<name>, got ${show(to)}`);
+    if (typeof type !== "string" || !isEventType(type))
+      throw argError("bad_frame", `type must be 1-64 chars of [A-Za-z0-9_.:-], got ${show(type)}`);
     if (data === undefined || typeof data === "function" || typeof data === "symbol") {
-      return fail("bad_frame", "data must be a JSON value");
+      throw argError("bad_frame", "data must be a JSON value");
     }
-    const id = options.id ?? `${this.#idPrefix}-${(this.#nextId += 1).toString(36)}`;
-    if (!isMessageId(id)) return fail("bad_frame", "id must be 1-64 chars of [A-Za-z0-9_.:-]");
-    const refused = this.#outbox.refuse(id);
-    if (refused !== null) return Promise.reject(refused);
+    const id = this.#checkedId(options.id);
+    const timeoutMs =
+      options.timeoutMs === undefined ? undefined : positive("options.timeoutMs", options.timeoutMs);
     const frame: SendFrame = { op: "send", id, to, type, data };
     let text: string;
     try {
       text = JSON.stringify(frame);
     } catch (e) {
-      return fail("bad_frame", "data must be a JSON value", e);
+      throw argError("bad_frame", "data must be a JSON value", e);
     }
+    if (this.#closed) return this.#refuse("client_closed", "the client is closed", id);
+    const refused = this.#outbox.refuse(id);
+    if (refused !== null) return Promise.reject(refused);
     const bytes = utf8.encode(text).length;
     const overLimit = this.#overLimit(bytes);
     if (overLimit !== null) return Promise.reject(overLimit);
-    const conn = this.#conn;
-    return this.#outbox.add(id, text, bytes, conn !== null && conn.live ? conn : null);
+    return this.#outbox.add(id, text, bytes, timeoutMs);
+  }
+
+  #checkedId(id: string | undefined): string {
+    if (id === undefined) return `${this.#idPrefix}-${(this.#nextId += 1).toString(36)}`;
+    if (typeof id !== "string" || !isMessageId(id))
+      throw argError("bad_frame", `id must be 1-64 chars of [A-Za-z0-9_.:-], got ${show(id)}`);
+    return id;
   }
 
   /**
@@ -207,13 +241,13 @@ export class RealtimeClient {
    * event. The token's rt_rooms claim must allow the room.
    */
   join(room: string, options: { id?: string } = {}): Promise<SendResult> {
-    if (!isRoomName(room)) return this.#refuse("bad_target", "room must be 1-128 chars of [A-Za-z0-9_.:@-]");
+    checkRoom(room);
     return this.#request(options.id, (id) => ({ op: "join", id, room }));
   }
 
-  /** Leaves a room; resolves when Kafka has the leave. */
+  /** Leaves a room; resolves when Kafka has the leave. Throws like `join` for a bad name. */
   leave(room: string, options: { id?: string } = {}): Promise<SendResult> {
-    if (!isRoomName(room)) return this.#refuse("bad_target", "room must be 1-128 chars of [A-Za-z0-9_.:@-]");
+    checkRoom(room);
     return this.#request(options.id, (id) => ({ op: "leave", id, room }));
   }
 
@@ -222,17 +256,13 @@ export class RealtimeClient {
    * it is renewed on every reconnect until `unsubscribe`. Broadcast (`*`) needs no subscription.
    */
   subscribe(channel: string): Promise<SendResult> {
-    if (!isChannelName(channel)) {
-      return this.#refuse("bad_target", "channel must be * or 1-128 chars of [A-Za-z0-9_.:@-]");
-    }
+    checkChannel(channel);
     this.#channels.add(channel);
     return this.#request(undefined, (id) => ({ op: "subscribe", id, channel }));
   }
 
   unsubscribe(channel: string): Promise<SendResult> {
-    if (!isChannelName(channel)) {
-      return this.#refuse("bad_target", "channel must be * or 1-128 chars of [A-Za-z0-9_.:@-]");
-    }
+    checkChannel(channel);
     this.#channels.delete(channel);
     return this.#request(undefined, (id) => ({ op: "unsubscribe", id, channel }));
   }
@@ -242,8 +272,8 @@ export class RealtimeClient {
     return this.#channels;
   }
 
-  #refuse(code: RealtimeErrorCode, message: string): Promise<never> {
-    return Promise.reject(new RealtimeError(code, message));
+  #refuse(code: RealtimeErrorCode, message: string, id?: string): Promise<never> {
+    return Promise.reject(new RealtimeError(code, message, { id }));
   }
 
   /** A request frame with an id, settled by its ack like a send (same outbox, same resend rules). */
@@ -251,14 +281,12 @@ export class RealtimeClient {
     id: string | undefined,
     build: (id: string) => JoinFrame | LeaveFrame | SubscribeFrame | UnsubscribeFrame,
   ): Promise<SendResult> {
-    if (this.#closed) return this.#refuse("client_closed", "the client is closed");
-    const rid = id ?? `${this.#idPrefix}-${(this.#nextId += 1).toString(36)}`;
-    if (!isMessageId(rid)) return this.#refuse("bad_frame", "id must be 1-64 chars of [A-Za-z0-9_.:-]");
+    const rid = this.#checkedId(id);
+    if (this.#closed) return this.#refuse("client_closed", "the client is closed", rid);
     const refused = this.#outbox.refuse(rid);
     if (refused !== null) return Promise.reject(refused);
     const text = JSON.stringify(build(rid));
-    const conn = this.#conn;
-    return this.#outbox.add(rid, text, utf8.encode(text).length, conn !== null && conn.live ? conn : null);
+    return this.#outbox.add(rid, text, utf8.encode(text).length);
   }
 
   /** Stops for good: no reconnect, pending sends fail with `client_closed`. Safe twice. */
@@ -279,7 +307,7 @@ export class RealtimeClient {
       if (wait > 0) await this.#sleep(wait);
       if (this.#closed) return;
       wait = 0;
-      if (this.#currentToken === undefined || refreshToken) {
+      if (this.#currentToken === undefined || refreshToken || this.#expiresSoon()) {
         const token = await this.#readToken();
         if (this.#closed) return;
         if (token instanceof RealtimeError) {
@@ -289,6 +317,7 @@ export class RealtimeClient {
           continue;
         }
         this.#currentToken = token;
+        this.#tokenObtainedAtMs = Date.now();
         refreshToken = false;
       }
       let url: string | null = target;
@@ -324,6 +353,8 @@ export class RealtimeClient {
       const conn = this.#open(url, this.#currentToken);
       const outcome = await conn.outcome;
       if (this.#conn === conn) this.#conn = null;
+      clearTimeout(this.#refreshTimer);
+      if (this.#auth?.conn === conn) this.#auth = null;
       if (this.#closed || outcome.kind === "cancelled") return;
       const welcomedAt = conn.welcomedAtMs;
       if (welcomedAt !== undefined) {
@@ -390,6 +421,9 @@ export class RealtimeClient {
       hello,
       { connectTimeoutMs: this.#o.connectTimeoutMs, pingIntervalMs: this.#o.pingIntervalMs, now: Date.now },
       {
+        opened: () => {
+          if (hello.cursor !== undefined) this.#setState("resuming");
+        },
         welcome: (f) => this.#onWelcome(conn, f),
         event: (f) => this.#onEvent(f),
         ack: (f) => this.#onAck(f),
@@ -423,6 +457,7 @@ export class RealtimeClient {
       conn.send(JSON.stringify({ op: "subscribe", id, channel }));
     }
     this.#setState("open");
+    this.#scheduleRefresh(conn);
     this.#emitter.emit("welcome", info);
     if (resync) {
       this.#emitter.emit("resync", {
@@ -438,11 +473,14 @@ export class RealtimeClient {
     if (f.cursor === undefined) {
       // A live channel event: at most once, outside the inbox log, nothing to dedupe.
       const { id, from, to, type, data, ts } = f;
+      if (this.#recentIds.seen(from, to, id)) return;
       this.#emitter.emit("event", { cursor: undefined, id, from, to, type, data, ts });
       return;
     }
     const r = this.#tracker.offer(f.cursor);
     if (r.kind === "duplicate") return;
+    // A re-sent copy (same sender, target and id, a later cursor): the cursor moved past it.
+    if (this.#recentIds.seen(f.from, f.to, f.id)) return;
     if (r.kind === "invalid") {
       this.#emitter.emit("error", new RealtimeError("bad_server_frame", `event ${f.id}: ${r.reason}`));
     } else if (r.logChanged) {
@@ -453,12 +491,74 @@ export class RealtimeClient {
   }
 
   #onAck(f: Extract<KnownServerFrame, { op: "ack" }>): void {
+    const auth = this.#auth;
+    if (auth !== null && auth.id === f.id) {
+      this.#auth = null;
+      if (f.ok) {
+        this.#currentToken = auth.token;
+        this.#tokenObtainedAtMs = Date.now();
+        this.#emitter.emit("token", { expMs: tokenTimes(auth.token)?.expMs });
+        this.#scheduleRefresh(auth.conn);
+      } else {
+        this.#emitter.emit("error", new RealtimeError(f.error.code, f.error.message, { id: f.id }));
+        this.#retryRefresh(auth.conn);
+      }
+      return;
+    }
     this.#outbox.ack(
       f.id,
       f.ok
         ? { ok: true, cursor: f.cursor }
-        : { ok: false, error: new RealtimeError(f.error.code, f.error.message) },
+        : { ok: false, error: new RealtimeError(f.error.code, f.error.message, { id: f.id }) },
     );
+  }
+
+  // ---- token refresh over the live session ----
+
+  /** The current token from a provider expires within a second (or has expired): get a new one first. */
+  #expiresSoon(): boolean {
+    if (typeof this.#token !== "function" || this.#currentToken === undefined) return false;
+    const times = tokenTimes(this.#currentToken);
+    return times !== undefined && times.expMs - Date.now() < 1000;
+  }
+
+  #scheduleRefresh(conn: Connection): void {
+    clearTimeout(this.#refreshTimer);
+    const token = this.#currentToken;
+    if (!this.#refreshBeforeExpiry || typeof this.#token !== "function" || token === undefined) return;
+    const times = tokenTimes(token);
+    if (times === undefined) return;
+    const delay = refreshDelayMs(times, this.#tokenObtainedAtMs, Date.now());
+    this.#refreshTimer = setTimeout(() => void this.#refreshNow(conn), Math.min(delay, 2 ** 31 - 1));
+  }
+
+  /** After a failed refresh: try again in a quarter of the time left (1 s to 30 s), while any is left. */
+  #retryRefresh(conn: Connection): void {
+    clearTimeout(this.#refreshTimer);
+    const times = this.#currentToken === undefined ? undefined : tokenTimes(this.#currentToken);
+    if (times === undefined) return;
+    const left = times.expMs - Date.now();
+    if (left <= 0) return; // the gateway closes with 4010; the loop gets a new token then
+    const delay = Math.min(30_000, Math.max(1000, Math.floor(left / 4)));
+    this.#refreshTimer = setTimeout(() => void this.#refreshNow(conn), delay);
+  }
+
+  async #refreshNow(conn: Connection): Promise<void> {
+    const token = await this.#readToken();
+    if (this.#closed || this.#conn !== conn || !conn.live) return;
+    if (token instanceof RealtimeError) {
+      this.#emitter.emit("error", token);
+      this.#retryRefresh(conn);
+      return;
+    }
+    if (token === this.#currentToken) {
+      // The provider handed out the same token: nothing to send; ask again later.
+      this.#retryRefresh(conn);
+      return;
+    }
+    const id = `${this.#idPrefix}-a${(this.#nextId += 1).toString(36)}`;
+    this.#auth = { id, token, conn };
+    conn.send(JSON.stringify({ op: "auth", id, token }));
   }
 
   #overLimit(bytes: number): RealtimeError | null {
@@ -518,6 +618,8 @@ export class RealtimeClient {
       this.#pause = null;
     }
     this.#routerAbort?.abort();
+    clearTimeout(this.#refreshTimer);
+    this.#auth = null;
     this.#conn?.abandon({ kind: "cancelled" });
     this.#conn = null;
     const failure = error ?? new RealtimeError("client_closed", "the client is closed");
@@ -539,6 +641,28 @@ export function createClient(options: ClientOptions): RealtimeClient {
   // The outcome is also reported by the `welcome` and `closed` events.
   client.connect().catch(() => {});
   return client;
+}
+
+function argError(code: "bad_target" | "bad_frame", message: string, cause?: unknown): RealtimeError {
+  return new RealtimeError(code, message, { cause, retriable: false });
+}
+
+function show(v: unknown): string {
+  return typeof v === "string" ? JSON.stringify(v.length > 40 ? `${v.slice(0, 40)}...` : v) : typeof v;
+}
+
+function checkRoom(room: string): void {
+  if (typeof room !== "string" || !isRoomName(room))
+    throw argError("bad_target", `room must be 1-128 chars of [A-Za-z0-9_.:@-], got ${show(room)}`);
+}
+
+function checkChannel(channel: string): void {
+  if (typeof channel !== "string" || !isChannelName(channel)) {
+    throw argError(
+      "bad_target",
+      `channel must be * or 1-128 chars of [A-Za-z0-9_.:@-], got ${show(channel)}`,
+    );
+  }
 }
 
 function positive(name: string, value: number, min = 1): number {

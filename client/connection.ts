@@ -42,6 +42,8 @@ export type Outcome =
   | { readonly kind: "cancelled" };
 
 export interface ConnectionHooks {
+  /** The socket opened and the hello went out. */
+  opened(): void;
   welcome(frame: Extract<KnownServerFrame, { op: "welcome" }>): void;
   event(frame: Extract<KnownServerFrame, { op: "event" }>): void;
   ack(frame: Extract<KnownServerFrame, { op: "ack" }>): void;
@@ -92,7 +94,7 @@ export class Connection {
     }
     this.#ws = ws;
     ws.addEventListener("open", () => {
-      if (!this.#done) this.#write(JSON.stringify(hello));
+      if (!this.#done && this.#write(JSON.stringify(hello))) this.hooks.opened();
     });
     ws.addEventListener("message", (event) => this.#onMessage(event.data));
     ws.addEventListener("close", (event) =>

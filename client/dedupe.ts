@@ -83,3 +83,33 @@ export class CursorTracker {
     return { resync: !recovered || logChanged, logChanged };
   }
 }
+
+/**
+ * Duplicate suppression by sender and id. A send whose ack never came is written again with the
+ * same id; when the first write had reached Kafka after all, the recipient's log holds two
+ * records with the same `from`, `to` and `id` at different cursors, which the cursor rule cannot
+ * tell apart. This remembers the last `capacity` (from, to, id) triples seen and drops repeats.
+ * Bounded: the oldest triple is forgotten first. Pure.
+ */
+export class RecentIds {
+  readonly #seen = new Set<string>();
+
+  constructor(readonly capacity: number) {}
+
+  /** True when (from, to, id) was seen among the last `capacity`; records it otherwise. */
+  seen(from: string, to: string, id: string): boolean {
+    if (this.capacity <= 0) return false;
+    const key = `${from}\u0000${to}\u0000${id}`;
+    if (this.#seen.has(key)) return true;
+    this.#seen.add(key);
+    if (this.#seen.size > this.capacity) {
+      const oldest = this.#seen.values().next();
+      if (oldest.done !== true) this.#seen.delete(oldest.value);
+    }
+    return false;
+  }
+
+  get size(): number {
+    return this.#seen.size;
+  }
+}

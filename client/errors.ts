@@ -32,15 +32,22 @@ export class RealtimeError extends Error {
   override readonly name = "RealtimeError";
   readonly code: RealtimeErrorCode;
   readonly retriable: boolean;
+  /**
+   * For a failed send, join, leave, subscribe or unsubscribe: the request's id. To try again
+   * after `ack_timeout` (the message may or may not have been written), send with this id, so
+   * receivers drop the copy.
+   */
+  readonly id: string | undefined;
 
   constructor(
     code: RealtimeErrorCode,
     message: string,
-    options: { retriable?: boolean; cause?: unknown } = {},
+    options: { retriable?: boolean; cause?: unknown; id?: string } = {},
   ) {
     super(message, options.cause === undefined ? undefined : { cause: options.cause });
     this.code = code;
     this.retriable = options.retriable ?? isRetriable(code);
+    this.id = options.id;
   }
 }
 

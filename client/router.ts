@@ -110,3 +110,12 @@ export async function askRouter(
   }
   return { kind: "failed", message: `router answered HTTP ${status}` };
 }
+
+export function isHttpUrl(url: string): boolean {
+  try {
+    const u = new URL(url);
+    return u.protocol === "http:" || u.protocol === "https:";
+  } catch {
+    return false;
+  }
+}

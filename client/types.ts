@@ -7,7 +7,16 @@ import type { WebSocketCtor } from "./connection.ts";
 import type { RealtimeError } from "./errors.ts";
 import type { FetchLike } from "./router.ts";
 
-export type ClientState = "connecting" | "open" | "reconnecting" | "closed";
+/**
+ * - `connecting`: no session yet: asking the router, opening a socket, waiting for the welcome.
+ * - `open`: welcomed; events flow, sends go out.
+ * - `reconnecting`: the session's socket ended; waiting (backoff or hint) or looking for the
+ *   user's gateway again.
+ * - `resuming`: a new socket is open and its hello carries the cursor; the welcome is awaited
+ *   (then the events missed, then live ones). Also on a first connect with a stored cursor.
+ * - `closed`: stopped for good (a "stop" close code, or close()).
+ */
+export type ClientState = "connecting" | "open" | "reconnecting" | "resuming" | "closed";
 export type TokenProvider = () => string | Promise<string>;
 
 export interface ClientOptions {
@@ -36,6 +45,16 @@ export interface ClientOptions {
   readonly stableAfterMs?: number;
   /** App-level ping period; 0: off; default: the welcome's heartbeat_s. */
   readonly pingIntervalMs?: number;
+  /**
+   * How many recent (from, to, id) triples are remembered to drop re-sent copies of an event
+   * (see RecentIds in dedupe.ts); 0 turns it off. Default 1000.
+   */
+  readonly dedupeWindow?: number;
+  /**
+   * With a token provider: send `auth` with a fresh token before the current one expires (at
+   * 80% of its lifetime, at least 60 s before `exp`), so the session never hits 4010. Default true.
+   */
+  readonly refreshBeforeExpiry?: boolean;
   /** A number in [0, 1), for jitter and ids. Default Math.random. */
   readonly random?: () => number;
 }
@@ -46,6 +65,7 @@ export interface Tunables {
   readonly maxPendingSends: number;
   readonly maxRedirects: number;
   readonly stableAfterMs: number;
+  readonly dedupeWindow: number;
 }
 
 export const CLIENT_DEFAULTS: Tunables = Object.freeze({
@@ -54,6 +74,7 @@ export const CLIENT_DEFAULTS: Tunables = Object.freeze({
   maxPendingSends: 1000,
   maxRedirects: 3,
   stableAfterMs: DEFAULT_STABLE_AFTER_MS,
+  dedupeWindow: 1000,
 });
 
 export interface WelcomeInfo {
@@ -99,7 +120,14 @@ export interface SendResult {
   readonly cursor: string | undefined;
 }
 
+/** A token refresh over the live session: `auth` was acked. */
+export interface TokenRefreshedInfo {
+  /** The new token's `exp`, in ms since the epoch. */
+  readonly expMs: number | undefined;
+}
+
 export type ClientEvents = {
+  token: (info: TokenRefreshedInfo) => void;
   state: (state: ClientState) => void;
   welcome: (info: WelcomeInfo) => void;
   event: (event: RealtimeEvent) => void;

@@ -6,160 +6,9 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { setTimeout as sleep } from "node:timers/promises";
-import {
-  RealtimeClient,
-  type ClientOptions,
-  type ClosedInfo,
-  type RealtimeEvent,
-} from "../../client/client.ts";
-import type { SocketEventMap, WebSocketCtor, WebSocketLike } from "../../client/connection.ts";
-import type { RealtimeError } from "../../client/errors.ts";
+import { RealtimeClient } from "../../client/client.ts";
 import type { FetchLike } from "../../client/router.ts";
-
-// Frames are whatever the client sent; tests read fields dynamically.
-// eslint-disable-next-line @typescript-eslint/no-explicit-any
-type Frame = Record<string, any>;
-type Listener = (event: Frame) => void;
-
-const GW = "ws://gw-a.test/v1/ws";
-const GW_B = "ws://gw-b.test/v1/ws";
-
-function welcomeFrame(over: Frame = {}): Frame {
-  return {
-    op: "welcome",
-    user: "bob",
-    cursor: "",
-    recovered: true,
-    heartbeat_s: 0,
-    session: "s",
-    node: "n",
-    limits: { max_frame_bytes: 1024, max_data_depth: 8, max_rooms: 0, max_channels: 0, sends_per_s: 50 },
-    ...over,
-  };
-}
-
-class FakeSocket implements WebSocketLike {
-  readonly sent: Frame[] = [];
-  closedByClient: { code?: number; reason?: string } | null = null;
-  #listeners = new Map<string, Listener[]>();
-  #closed = false;
-
-  constructor(
-    readonly net: FakeNet,
-    readonly url: string,
-  ) {
-    net.sockets.push(this);
-    setTimeout(() => net.onConnect(this), 0);
-  }
-
-  addEventListener<K extends keyof SocketEventMap>(
-    type: K,
-    listener: (event: SocketEventMap[K]) => void,
-  ): void {
-    this.#listeners.set(type, [...(this.#listeners.get(type) ?? []), listener as Listener]);
-  }
-
-  send(text: string): void {
-    if (this.#closed) throw new Error("send on a closed socket");
-    const frame = JSON.parse(text) as Frame;
-    this.sent.push(frame);
-    setTimeout(() => this.net.onFrame(this, frame), 0);
-  }
-
-  close(code?: number, reason?: string): void {
-    this.closedByClient = { code, reason };
-    this.serverClose(code ?? 1005, reason ?? "");
-  }
-
-  dispatch(type: string, event: Frame): void {
-    for (const l of this.#listeners.get(type) ?? []) l(event);
-  }
-
-  open(): void {
-    this.dispatch("open", {});
-  }
-
-  serverSend(frame: Frame): void {
-    if (!this.#closed) this.dispatch("message", { data: JSON.stringify(frame) });
-  }
-
-  serverClose(code: number, reason = ""): void {
-    if (this.#closed) return;
-    this.#closed = true;
-    this.dispatch("close", { code, reason });
-  }
-
-  frames(op: string): Frame[] {
-    return this.sent.filter((f) => f.op === op);
-  }
-}
-
-/** A scripted network: by default every socket opens and every hello is welcomed. */
-class FakeNet {
-  readonly sockets: FakeSocket[] = [];
-  onConnect: (s: FakeSocket) => void = (s) => s.open();
-  onHello: (s: FakeSocket, hello: Frame) => void = (s) => s.serverSend(welcomeFrame());
-  onSend: (s: FakeSocket, send: Frame) => void = () => {};
-
-  onFrame(s: FakeSocket, f: Frame): void {
-    if (f.op === "hello") this.onHello(s, f);
-    else if (f.op === "send") this.onSend(s, f);
-  }
-
-  readonly WebSocket: WebSocketCtor = (() => {
-    // eslint-disable-next-line @typescript-eslint/no-this-alias
-    const net = this;
-    return class extends FakeSocket {
-      constructor(url: string) {
-        super(net, url);
-      }
-    };
-  })();
-
-  get last(): FakeSocket {
-    return this.sockets[this.sockets.length - 1]!;
-  }
-}
-
-interface Harness {
-  net: FakeNet;
-  client: RealtimeClient;
-  events: RealtimeEvent[];
-  errors: RealtimeError[];
-  states: string[];
-  closed: ClosedInfo[];
-  resyncs: string[];
-}
-
-function harness(options: Partial<ClientOptions> = {}, net = new FakeNet()): Harness {
-  const client = new RealtimeClient({
-    ...(options.routerUrl === undefined ? { gatewayUrl: GW } : {}),
-    token: "tok",
-    WebSocket: net.WebSocket,
-    backoff: { baseMs: 5, capMs: 20 },
-    random: () => 0.5,
-    ...options,
-  });
-  const h: Harness = { net, client, events: [], errors: [], states: [], closed: [], resyncs: [] };
-  client.on("event", (e) => h.events.push(e));
-  client.on("error", (e) => h.errors.push(e));
-  client.on("state", (s) => h.states.push(s));
-  client.on("closed", (c) => h.closed.push(c));
-  client.on("resync", (r) => h.resyncs.push(r.reason));
-  return h;
-}
-
-async function until(what: string, pred: () => boolean, timeoutMs = 3000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!pred()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await sleep(2);
-  }
-}
-
-function event(cursor: string, id: string): Frame {
-  return { op: "event", cursor, id, from: "alice", to: "user:bob", type: "t", data: { id }, ts: 1 };
-}
+import { GW, GW_B, event, harness, until, welcomeFrame, type Frame } from "../helpers/client-fake.ts";
 
 test("welcome, send and ack, events deduped by cursor", async () => {
   const h = harness();
@@ -187,17 +36,29 @@ test("welcome, send and ack, events deduped by cursor", async () => {
   assert.deepEqual(h.states, ["open", "closed"]);
 });
 
-test("a failed ack rejects with the server's code; sends are checked before they go", async () => {
+test("a failed ack rejects with the server's code; bad arguments throw at once", async () => {
   const h = harness();
   h.net.onSend = (s, f) =>
-    s.serverSend({ op: "ack", id: f.id, ok: false, error: { code: "rate_limited", message: "slow down" } });
+    s.serverSend({ op: "ack", id: f.id, ok: false, error: { code: "forbidden", message: "not yours" } });
   await h.client.connect();
-  await assert.rejects(h.client.send("user:alice", "chat", 1), { code: "rate_limited", retriable: true });
-  await assert.rejects(h.client.send("bob", "chat", 1), { code: "bad_target", retriable: false });
-  await assert.rejects(h.client.send("user:alice", "bad type", 1), { code: "bad_frame" });
-  await assert.rejects(h.client.send("user:alice", "t", 1, { id: "no spaces" }), { code: "bad_frame" });
+  await assert.rejects(h.client.send("user:alice", "chat", 1, { id: "f1" }), {
+    code: "forbidden",
+    retriable: false,
+    id: "f1",
+    message: "not yours",
+  });
+  assert.throws(() => h.client.send("bob", "chat", 1), { code: "bad_target", retriable: false });
+  assert.throws(() => h.client.send("user:alice", "bad type", 1), { code: "bad_frame" });
+  assert.throws(() => h.client.send("user:alice", "t", 1, { id: "no spaces" }), { code: "bad_frame" });
   // eslint-disable-next-line @typescript-eslint/no-explicit-any
-  await assert.rejects(h.client.send("user:alice", "t", undefined as any), { code: "bad_frame" });
+  assert.throws(() => h.client.send("user:alice", "t", undefined as any), { code: "bad_frame" });
+  const cyclic: Frame = {};
+  cyclic.self = cyclic;
+  assert.throws(() => h.client.send("user:alice", "t", cyclic), { code: "bad_frame" });
+  assert.throws(() => h.client.join("no spaces allowed"), { code: "bad_target", message: /room must be/ });
+  assert.throws(() => h.client.leave(""), { code: "bad_target" });
+  assert.throws(() => h.client.subscribe("a b"), { code: "bad_target", message: /channel must be/ });
+  assert.throws(() => h.client.unsubscribe("x".repeat(129)), { code: "bad_target" });
   await assert.rejects(h.client.send("user:alice", "t", "x".repeat(2000)), { code: "too_big" });
   h.client.close();
   await assert.rejects(h.client.send("user:alice", "t", 1), { code: "client_closed" });
@@ -284,7 +145,7 @@ test("after a restart close: wait the hint, resume with the cursor, re-send unac
   assert.equal(second.url, GW, "via the router: back to the configured gateway");
   assert.deepEqual(second.frames("hello")[0], { op: "hello", token: "tok", cursor: "e1:2:40" });
   assert.deepEqual(second.frames("send")[0], first.frames("send")[0], "same frame, same id");
-  assert.deepEqual(h.states, ["open", "reconnecting", "open"]);
+  assert.deepEqual(h.states, ["open", "reconnecting", "resuming", "open"]);
   h.client.close();
 });
 
@@ -406,6 +267,14 @@ test("recovered:false and a change of log surface resync", async () => {
     () => new RealtimeClient({ gatewayUrl: GW, token: "t", cursor: "nope", WebSocket: h.net.WebSocket }),
   );
   assert.throws(() => new RealtimeClient({ token: "t", WebSocket: h.net.WebSocket }), TypeError);
+  assert.throws(
+    () => new RealtimeClient({ routerUrl: "ftp://r", token: "t", WebSocket: h.net.WebSocket }),
+    /routerUrl must be an http/,
+  );
+  assert.throws(() => new RealtimeClient({ gatewayUrl: GW, token: "", WebSocket: h.net.WebSocket }), {
+    name: "TypeError",
+    message: "token must not be empty",
+  });
   assert.throws(() => new RealtimeClient({ gatewayUrl: "http://x", token: "t", WebSocket: h.net.WebSocket }));
 });
 
