@@ -382,14 +382,26 @@ test("a token refresh (auth) while the JWKS endpoint is down gets unavailable, n
   }
 });
 
-test(
-  "a hello token over 8192 characters is refused for good (4001), not with a retriable close",
-  { todo: "schemas/frames.ts reports it as too_big, close 4009, which clients retry (known bug b)" },
-  async () => {
-    const long = await signed(k1, claims(`long-${t.prefix}`, { pad: "x".repeat(9000) }));
-    await helloRefused(long, 4001, "unauthorized", "token over 8192 characters");
-  },
-);
+test("a token over 8192 characters is refused for good: hello 4001, not a retriable close; upgrade 401; auth a failed ack", async () => {
+  const long = await signed(ec, claims(`long-${t.prefix}`, { pad: "x".repeat(9000) }));
+  await helloRefused(long, 4001, "unauthorized", "token over 8192 characters");
+  await upgradeRefused(long, 401, "unauthorized", "token over 8192 characters");
+  // As a refresh: refused, and the session keeps its current token.
+  const user = `long-refresh-${t.prefix}`;
+  const c = await liveWs(gw.url, await signed(ec, claims(user)));
+  try {
+    tally.tried += 1;
+    c.send({ op: "auth", id: "long1", token: await signed(ec, claims(user, { pad: "x".repeat(9000) })) });
+    const ack = await c.waitFor((f) => f.op === "ack" && f.id === "long1");
+    if (ack.ok === true) tally.acceptedWrongly += 1;
+    assert.equal(ack.ok, false);
+    assert.equal(ack.error.code, "unauthorized");
+    c.send({ op: "ping", id: "still-live" });
+    await c.waitFor((f) => f.op === "pong" && f.id === "still-live");
+  } finally {
+    c.ws.close();
+  }
+});
 
 test("tokens are never logged: not from hello, not from the Authorization header, not from the URL", async () => {
   const inUrl = await signed(k1, claims(`url-${t.prefix}`));
