@@ -56,40 +56,58 @@ export function createTokenBucket(config: TokenBucketConfig): TokenBucket {
   if (!Number.isSafeInteger(burst) || burst < 1) {
     throw new RangeError(`burst must be an integer >= 1, got ${burst}`);
   }
-  const capacityUnits = burst * UNITS_PER_TOKEN;
-  let units = capacityUnits;
-  // null until the first call: the bucket is full at whatever time it is first used.
-  let lastMs: number | null = null;
-  let rejections = 0;
-
-  const unitsAt = (nowMs: number): number => {
-    if (lastMs === null || nowMs <= lastMs) return units;
-    return Math.min(capacityUnits, units + (nowMs - lastMs) * ratePerSec);
-  };
-
-  return {
-    take(nowMs: number, n = 1): TakeResult {
-      if (!Number.isFinite(nowMs)) throw new RangeError(`nowMs must be finite, got ${nowMs}`);
-      if (!Number.isSafeInteger(n) || n < 1) throw new RangeError(`n must be an integer >= 1, got ${n}`);
-      units = unitsAt(nowMs);
-      lastMs = lastMs === null ? nowMs : Math.max(lastMs, nowMs);
-      const costUnits = n * UNITS_PER_TOKEN;
-      if (costUnits <= units) {
-        units -= costUnits;
-        rejections = 0;
-        return { ok: true };
-      }
-      rejections += 1;
-      // After a backwards step, refill resumes only once the clock is back at lastMs.
-      const behindMs = lastMs - nowMs;
-      const retryAfterMs = n > burst ? Infinity : behindMs + Math.ceil((costUnits - units) / ratePerSec);
-      return { ok: false, retryAfterMs, consecutiveRejections: rejections };
-    },
-    available(nowMs: number): number {
-      return unitsAt(nowMs) / UNITS_PER_TOKEN;
-    },
-    get consecutiveRejections(): number {
-      return rejections;
-    },
-  };
+  return new Bucket(ratePerSec, burst);
 }
+
+/**
+ * One bucket is a handful of numbers and no closures: a gateway holds several per connection
+ * (and per user), so its size is part of the memory every idle connection costs.
+ */
+class Bucket implements TokenBucket {
+  #units: number;
+  // null until the first call: the bucket is full at whatever time it is first used.
+  #lastMs: number | null = null;
+  #rejections = 0;
+
+  constructor(
+    private readonly ratePerSec: number,
+    private readonly burst: number,
+  ) {
+    this.#units = burst * UNITS_PER_TOKEN;
+  }
+
+  #unitsAt(nowMs: number): number {
+    if (this.#lastMs === null || nowMs <= this.#lastMs) return this.#units;
+    return Math.min(this.burst * UNITS_PER_TOKEN, this.#units + (nowMs - this.#lastMs) * this.ratePerSec);
+  }
+
+  take(nowMs: number, n = 1): TakeResult {
+    if (!Number.isFinite(nowMs)) throw new RangeError(`nowMs must be finite, got ${nowMs}`);
+    if (!Number.isSafeInteger(n) || n < 1) throw new RangeError(`n must be an integer >= 1, got ${n}`);
+    this.#units = this.#unitsAt(nowMs);
+    const lastMs = this.#lastMs === null ? nowMs : Math.max(this.#lastMs, nowMs);
+    this.#lastMs = lastMs;
+    const costUnits = n * UNITS_PER_TOKEN;
+    if (costUnits <= this.#units) {
+      this.#units -= costUnits;
+      this.#rejections = 0;
+      return OK;
+    }
+    this.#rejections += 1;
+    // After a backwards step, refill resumes only once the clock is back at lastMs.
+    const behindMs = lastMs - nowMs;
+    const retryAfterMs =
+      n > this.burst ? Infinity : behindMs + Math.ceil((costUnits - this.#units) / this.ratePerSec);
+    return { ok: false, retryAfterMs, consecutiveRejections: this.#rejections };
+  }
+
+  available(nowMs: number): number {
+    return this.#unitsAt(nowMs) / UNITS_PER_TOKEN;
+  }
+
+  get consecutiveRejections(): number {
+    return this.#rejections;
+  }
+}
+
+const OK: TakeResult = Object.freeze({ ok: true });

@@ -2,7 +2,7 @@
  * The load test's command line, parsed and validated as a pure function: argv in, options or a
  * one-line error naming the flag out. Accepts `--flag value` and `--flag=value`; every flag at
  * most once. The first argument names the scenario: `direct` (here), `churn` (churn-args.ts),
- * `room` or `broadcast` (fanout-args.ts).
+ * `room` or `broadcast` (fanout-args.ts), `connect` or `storm` (connect-args.ts).
  */
 import { CHURN_USAGE, parseChurn, type ChurnOptions } from "./churn-args.ts";
 import {
@@ -24,16 +24,28 @@ import {
   splitFlags,
   type ProcessRef,
 } from "./flags.ts";
+import {
+  CONNECT_USAGE,
+  parseConnect,
+  parseStorm,
+  STORM_USAGE,
+  type ConnectOptions,
+  type StormOptions,
+} from "./connect-args.ts";
 import { checkTargetUrl } from "./loopback.ts";
 
 export { MAX_MESSAGES_PER_RUN, type ProcessRef };
 
-const SCENARIOS = "`direct`, `churn`, `room` or `broadcast`";
+const SCENARIOS = "`direct`, `churn`, `room`, `broadcast`, `connect` or `storm`";
 
 export const USAGE = `usage: npm run loadtest -- direct [flags]
        npm run loadtest -- churn [flags]
        npm run loadtest -- room [flags]
        npm run loadtest -- broadcast [flags]
+       npm run loadtest -- connect [flags]
+       npm run loadtest -- storm [flags]
+
+Every run writes its result as JSON and a self-contained HTML report with charts next to it.
 
 direct: user-to-user events through running gateways, measured end to end
   --gateway <ws-url>        gateway to connect to; redirects are followed (default ws://127.0.0.1:8081/v1/ws)
@@ -54,7 +66,11 @@ ${CHURN_USAGE}
 
 ${ROOM_USAGE}
 
-${BROADCAST_USAGE}`;
+${BROADCAST_USAGE}
+
+${CONNECT_USAGE}
+
+${STORM_USAGE}`;
 
 export interface DirectOptions {
   readonly scenario: "direct";
@@ -74,7 +90,16 @@ export interface DirectOptions {
 }
 
 export type ParseResult =
-  | { readonly kind: "run"; readonly options: DirectOptions | ChurnOptions | RoomOptions | BroadcastOptions }
+  | {
+      readonly kind: "run";
+      readonly options:
+        | DirectOptions
+        | ChurnOptions
+        | RoomOptions
+        | BroadcastOptions
+        | ConnectOptions
+        | StormOptions;
+    }
   | { readonly kind: "help" }
   | { readonly kind: "error"; readonly message: string };
 
@@ -177,6 +202,8 @@ function parseOrThrow(argv: readonly string[]): ParseResult {
   if (scenario === "churn") return { kind: "run", options: parseChurn(rest) };
   if (scenario === "room") return { kind: "run", options: parseRoom(rest) };
   if (scenario === "broadcast") return { kind: "run", options: parseBroadcast(rest) };
+  if (scenario === "connect") return { kind: "run", options: parseConnect(rest) };
+  if (scenario === "storm") return { kind: "run", options: parseStorm(rest) };
   throw new FlagError(`unknown scenario ${JSON.stringify(scenario)}: expected ${SCENARIOS} (see --help)`);
 }
 

@@ -25,6 +25,8 @@ export interface BackboneOptions {
   /** More environment for every gateway, and for the router (they win over the defaults). */
   readonly gatewayEnv?: Readonly<Record<string, string>>;
   readonly routerEnv?: Readonly<Record<string, string>>;
+  /** More `node` arguments for every gateway (after `--import tsx`, before the entry point). */
+  readonly gatewayNodeArgs?: readonly string[];
 }
 
 interface Started {
@@ -91,8 +93,9 @@ export class Backbone {
   }
 
   #spawn(kind: "gateway" | "router", name: string, env: Record<string, string>): Started {
+    const nodeArgs = kind === "gateway" ? (this.#o.gatewayNodeArgs ?? []) : [];
     const entry: Started = {
-      service: startService(kind, name, env, this.#o.logFile),
+      service: startService(kind, name, env, this.#o.logFile, nodeArgs),
       url: null,
       port: null,
       readyMs: null,

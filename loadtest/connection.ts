@@ -16,18 +16,38 @@ export interface ConnectOptions {
   readonly maxRedirects: number;
   /** Refuses a redirect target with a message, e.g. one that is not loopback. */
   readonly checkRedirect: (url: string) => string | null;
+  /** Resume after this cursor (sent in the hello). */
+  readonly cursor?: string;
+  /**
+   * Called the moment the welcome arrives, before any later frame is handled: listeners added here
+   * see every frame after the welcome (frames of one read are emitted together).
+   */
+  readonly onWelcome?: (ws: WebSocket) => void;
 }
 
 export type ConnectResult =
-  | { readonly ok: true; readonly ws: WebSocket; readonly node: string; readonly redirects: number }
+  | {
+      readonly ok: true;
+      readonly ws: WebSocket;
+      readonly node: string;
+      readonly redirects: number;
+      /** The welcome's `recovered` (null when it had none). */
+      readonly recovered: boolean | null;
+    }
   | { readonly ok: false; readonly message: string };
 
 type Attempt =
-  | { readonly kind: "welcome"; readonly ws: WebSocket; readonly node: string }
+  | {
+      readonly kind: "welcome";
+      readonly ws: WebSocket;
+      readonly node: string;
+      readonly recovered: boolean | null;
+    }
   | { readonly kind: "redirect"; readonly url: string }
   | { readonly kind: "fail"; readonly message: string };
 
-function attempt(url: string, token: string, localAddress: string | undefined, timeoutMs: number) {
+function attempt(url: string, o: ConnectOptions, timeoutMs: number) {
+  const { token, localAddress } = o;
   return new Promise<Attempt>((done) => {
     const ws = new WebSocket(url, {
       perMessageDeflate: false,
@@ -51,8 +71,10 @@ function attempt(url: string, token: string, localAddress: string | undefined, t
     const onMessage = (data: WebSocket.RawData, isBinary: boolean) => {
       if (isBinary) return;
       const m = parseServerMessage(data.toString());
-      if (m.op === "welcome") finish({ kind: "welcome", ws, node: m.node }, false);
-      else if (m.op === "redirect") {
+      if (m.op === "welcome") {
+        finish({ kind: "welcome", ws, node: m.node, recovered: m.recovered }, false);
+        o.onWelcome?.(ws);
+      } else if (m.op === "redirect") {
         // The gateway closes with "moved" right after; closing from our side too frees the socket now.
         ws.close(1000);
         finish({ kind: "redirect", url: m.url }, false);
@@ -68,7 +90,7 @@ function attempt(url: string, token: string, localAddress: string | undefined, t
         true,
       );
     });
-    ws.once("open", () => ws.send(helloFrame(token)));
+    ws.once("open", () => ws.send(helloFrame(token, o.cursor)));
     ws.on("message", onMessage);
     ws.once("close", (code, reason) =>
       finish(
@@ -88,8 +110,8 @@ export async function connectUser(options: ConnectOptions): Promise<ConnectResul
   for (let redirects = 0; redirects <= options.maxRedirects; redirects++) {
     const left = deadline - Date.now();
     if (left <= 0) break;
-    const r = await attempt(url, options.token, options.localAddress, left);
-    if (r.kind === "welcome") return { ok: true, ws: r.ws, node: r.node, redirects };
+    const r = await attempt(url, options, left);
+    if (r.kind === "welcome") return { ok: true, ws: r.ws, node: r.node, redirects, recovered: r.recovered };
     if (r.kind === "fail") return { ok: false, message: r.message };
     const refused = options.checkRedirect(r.url);
     if (refused !== null) return { ok: false, message: `refusing redirect to ${r.url}: ${refused}` };

@@ -85,7 +85,7 @@ export const BROADCAST_DEFAULTS = {
   localAddresses: 16,
 } as const;
 
-const COMMON_USAGE = `  --brokers <host:port,...> Kafka to run against (default 127.0.0.1:9092: \`npm run kafka -- start\`)
+export const COMMON_USAGE = `  --brokers <host:port,...> Kafka to run against (default 127.0.0.1:9092: \`npm run kafka -- start\`)
   --gateways <n>            gateway processes to start
   --generators <n>          load-generator processes the clients are spread over
                             (default: one per ${CLIENTS_PER_GENERATOR_DEFAULT} clients; each may open only \`ulimit -n\` files)
@@ -120,7 +120,7 @@ publishes --broadcasts events to channel * through POST /v1/publish and times ea
 ${COMMON_USAGE}
   (--gateways default 4)`;
 
-const COMMON_VALUE_FLAGS = [
+export const COMMON_VALUE_FLAGS = [
   "brokers",
   "gateways",
   "generators",
@@ -143,11 +143,11 @@ const ROOM_FLAGS = [
   "room-partitions",
 ] as const;
 const BROADCAST_FLAGS = [...COMMON_VALUE_FLAGS, "clients", "broadcasts", "interval"] as const;
-const BOOLEAN_FLAGS = ["allow-remote"] as const;
+export const BOOLEAN_FLAGS = ["allow-remote"] as const;
 
-type Getter = (flag: string) => string | undefined;
+export type Getter = (flag: string) => string | undefined;
 
-function readers(get: Getter) {
+export function readers(get: Getter) {
   return {
     int: (flag: string, fallback: number, min: number, max: number): number => {
       const text = get(flag);
@@ -160,7 +160,7 @@ function readers(get: Getter) {
   };
 }
 
-function parseCommon(
+export function parseCommon(
   get: Getter,
   allowRemote: boolean,
   clients: number,

@@ -15,6 +15,7 @@ import {
   type ConnectReport,
   type FromWorker,
   type Progress,
+  type StormReport,
   type ToWorker,
   type WorkerConfig,
 } from "./fanout-ipc.ts";
@@ -55,6 +56,8 @@ export interface Aggregate {
   readonly duplicates: number;
   readonly eventLoopDelayP99Ms: number;
   readonly rssBytes: number;
+  readonly resumed: number;
+  readonly resumeFailures: number;
 }
 
 function addCounts(into: Record<string, number>, from: Readonly<Record<string, number>>): void {
@@ -65,6 +68,8 @@ export class Generators {
   readonly #workers: Worker[];
   readonly #highestLatencyUs: number;
   readonly #interval: Histogram;
+  readonly #connectInterval: Histogram;
+  #welcomed = 0;
   #intervalDelivered = 0;
   #deliveredTotal = 0;
 
@@ -72,12 +77,25 @@ export class Generators {
     this.#workers = workers;
     this.#highestLatencyUs = highestLatencyUs;
     this.#interval = latencyHistogram(highestLatencyUs);
+    this.#connectInterval = latencyHistogram(highestLatencyUs);
+  }
+
+  /** Connects welcomed and their time to welcome reported since the last call (connect, storm). */
+  takeConnects(): { welcomed: number; connectUs: SparseHistogram } {
+    const r = { welcomed: this.#welcomed, connectUs: this.#connectInterval.toSparse() };
+    this.#welcomed = 0;
+    this.#connectInterval.reset();
+    return r;
   }
 
   /** Starts one process per config and hands it its config. */
-  static start(configs: readonly WorkerConfig[], highestLatencyUs: number): Generators {
+  static start(
+    configs: readonly WorkerConfig[],
+    highestLatencyUs: number,
+    script = "loadtest/fanout-worker.ts",
+  ): Generators {
     const workers = configs.map((config, i) => {
-      const child = spawn(process.execPath, ["--import", "tsx", "loadtest/fanout-worker.ts"], {
+      const child = spawn(process.execPath, ["--import", "tsx", script], {
         cwd: REPO_ROOT,
         stdio: ["ignore", "pipe", "pipe", "ipc"],
         serialization: "json",
@@ -116,6 +134,8 @@ export class Generators {
       this.#intervalDelivered += m.progress.delivered;
       this.#deliveredTotal += m.progress.delivered;
       this.#interval.addSparse(m.progress.latencyUs);
+      if (m.progress.connectUs !== undefined) this.#connectInterval.addSparse(m.progress.connectUs);
+      this.#welcomed += m.progress.welcomed ?? 0;
       return;
     }
     if (m.kind === "fatal") w.fatal = m.message;
@@ -158,6 +178,8 @@ export class Generators {
       duplicates: 0,
       eventLoopDelayP99Ms: 0,
       rssBytes: 0,
+      resumed: 0,
+      resumeFailures: 0,
     };
     for (const w of this.#workers) {
       const p = w.progress;
@@ -172,6 +194,8 @@ export class Generators {
       a.duplicates += p.duplicates;
       a.eventLoopDelayP99Ms = Math.max(a.eventLoopDelayP99Ms, p.eventLoopDelayP99Ms);
       a.rssBytes += p.rssBytes;
+      a.resumed += p.resumed ?? 0;
+      a.resumeFailures += p.resumeFailures ?? 0;
     }
     return a;
   }
@@ -268,6 +292,23 @@ export class Generators {
   /** Every generator's totals, given what was sent. */
   async totals(expected: Expected, timeoutMs: number): Promise<FanoutTotals[]> {
     return (await this.#all("totals", timeoutMs, () => ({ kind: "finish", expected }))).map((m) => m.totals);
+  }
+
+  /** storm: every generator drops all its sockets at once; the sockets that were open. */
+  async drop(timeoutMs: number): Promise<number> {
+    const answers = await this.#all("dropped", timeoutMs, () => ({ kind: "drop" }));
+    return answers.reduce((a, m) => a + m.dropped, 0);
+  }
+
+  /** storm: every client reconnects with its cursor; resolves with each generator's report. */
+  async resume(expected: number, spreadMs: number, deadlineMs: number): Promise<StormReport[]> {
+    const answers = await this.#all("resumed", deadlineMs + 30_000, () => ({
+      kind: "resume",
+      expected,
+      spreadMs,
+      deadlineMs,
+    }));
+    return answers.map((m) => m.report);
   }
 
   /** Closes every generator's sockets, waits for the processes to exit (SIGKILL after a bound). */

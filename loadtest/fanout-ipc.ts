@@ -12,7 +12,7 @@ import type { SparseHistogram } from "./histogram.ts";
 import type { Expected, FanoutTotals } from "./fanout-tracker.ts";
 
 export interface WorkerConfig {
-  readonly scenario: "room" | "broadcast";
+  readonly scenario: "room" | "broadcast" | "connect" | "storm";
   readonly runId: string;
   readonly index: number;
   readonly secret: string;
@@ -35,6 +35,9 @@ export interface WorkerConfig {
   readonly connectRatePerS: number;
   readonly highestLatencyUs: number;
   readonly allowRemote: boolean;
+  /** storm: full-jitter backoff of a failed reconnect. */
+  readonly backoffBaseMs?: number;
+  readonly backoffCapMs?: number;
 }
 
 export type ToWorker =
@@ -43,7 +46,16 @@ export type ToWorker =
   | { readonly kind: "offset"; readonly offsetMs: number }
   | { readonly kind: "window"; readonly startMs: number; readonly endMs: number }
   | { readonly kind: "finish"; readonly expected: Expected }
-  | { readonly kind: "close" };
+  | { readonly kind: "close" }
+  /** storm: drop every socket at once, without a close frame. */
+  | { readonly kind: "drop" }
+  /** storm: reconnect every client with its cursor; `expected`: events each must have in the end. */
+  | {
+      readonly kind: "resume";
+      readonly expected: number;
+      readonly spreadMs: number;
+      readonly deadlineMs: number;
+    };
 
 export interface ConnectReport {
   readonly ok: number;
@@ -71,6 +83,39 @@ export interface Progress {
   readonly latencyUs: SparseHistogram;
   readonly eventLoopDelayP99Ms: number;
   readonly rssBytes: number;
+  /** Connects started in the last second and their time to welcome (connect, storm). */
+  readonly welcomed?: number;
+  readonly connectUs?: SparseHistogram;
+  /** storm: sessions back after the drop, and reconnect attempts that failed, so far. */
+  readonly resumed?: number;
+  readonly resumeFailures?: number;
+}
+
+/** What one storm generator found once its clients were back (or its deadline passed). */
+export interface StormReport {
+  readonly clients: number;
+  /** Clients that were connected when the drop came. */
+  readonly dropped: number;
+  readonly resumed: number;
+  readonly recoveredTrue: number;
+  readonly recoveredFalse: number;
+  /** Reconnect attempts in all, and the failed ones by reason. */
+  readonly attempts: number;
+  readonly failures: Readonly<Record<string, number>>;
+  readonly firstFailure: string | null;
+  /** Storm start to each client's welcome, and to the moment it had every expected event (us). */
+  readonly toWelcomeUs: SparseHistogram;
+  readonly toCaughtUpUs: SparseHistogram;
+  readonly caughtUp: number;
+  readonly expected: number;
+  readonly received: number;
+  /** Expected events a resumed client never got. */
+  readonly lost: number;
+  /** Events a client got twice (the same sequence number). */
+  readonly duplicates: number;
+  /** Closes of resumed sessions before the end, by close code. */
+  readonly closesAfterResume: Readonly<Record<string, number>>;
+  readonly wallMs: number;
 }
 
 export type FromWorker =
@@ -80,7 +125,9 @@ export type FromWorker =
   | { readonly kind: "window-set" }
   | { readonly kind: "totals"; readonly totals: FanoutTotals }
   | { readonly kind: "closed"; readonly ms: number; readonly terminated: number }
-  | { readonly kind: "fatal"; readonly message: string };
+  | { readonly kind: "fatal"; readonly message: string }
+  | { readonly kind: "dropped"; readonly dropped: number }
+  | { readonly kind: "resumed"; readonly report: StormReport };
 
 export interface ClockSample {
   readonly sentMs: number;

@@ -4,6 +4,7 @@
  * the gateways and the router it starts (recorded in the result).
  */
 import { partitionForKey } from "../schemas/partition.ts";
+import type { ConnectOptions, StormOptions } from "./connect-args.ts";
 import type { BroadcastOptions, RoomOptions } from "./fanout-args.ts";
 import { memberUser } from "./fanout-protocol.ts";
 
@@ -78,11 +79,26 @@ export function clientUsers(runId: string, clients: number): string[] {
  * room-size limits its client count needs.
  */
 export function serviceEnv(
-  o: RoomOptions | BroadcastOptions,
+  o: RoomOptions | BroadcastOptions | ConnectOptions | StormOptions,
   runId: string,
 ): { gateway: Record<string, string>; router: Record<string, string> } {
   const clients = o.scenario === "room" ? o.members + o.rooms : o.clients;
   const perIp = String(Math.max(1000, clients + 100));
+  if (o.scenario === "connect" || o.scenario === "storm") {
+    // Clients share the 127.0.0.x source addresses, so the per-address cap is raised;
+    // RT_MAX_UNAUTHENTICATED stays at its default: a storm meets the gateway's real admission bound.
+    return {
+      gateway: {
+        RT_MAX_CONNECTIONS_PER_IP: perIp,
+        RT_MAX_CONNECTIONS: String(Math.max(100_000, clients)),
+        ...(o.scenario === "connect" ? { RT_PING_INTERVAL_MS: String(o.pingIntervalMs) } : {}),
+        ...(o.scenario === "connect" && o.gatewayNodeOptions !== undefined
+          ? { NODE_OPTIONS: o.gatewayNodeOptions }
+          : {}),
+      },
+      router: { RT_ROUTER_ID: `lt-${runId}-router` },
+    };
+  }
   if (o.scenario === "broadcast") {
     return {
       gateway: { RT_MAX_CONNECTIONS_PER_IP: perIp, RT_MAX_CONNECTIONS: String(Math.max(100_000, clients)) },

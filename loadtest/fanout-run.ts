@@ -1,5 +1,5 @@
 /**
- * What the `room` and `broadcast` runs share: setup and teardown around the scenario itself.
+ * What the `room`, `broadcast`, `connect` and `storm` runs share: setup and teardown around the scenario itself.
  *
  * 1. Checks: the open-files limit of every generator process, then Kafka.
  * 2. Its own router and gateways (churn-backbone.ts) on that Kafka, with a random token secret,
@@ -7,7 +7,7 @@
  *    until the router's fanout owns every room partition with its membership rebuilt.
  * 3. Generator processes (fanout-generators.ts), each connecting its share of the clients
  *    straight to the gateway that owns each user's partition; their clocks are calibrated.
- * 4. The scenario (room.ts, broadcast.ts).
+ * 4. The scenario (room.ts, broadcast.ts, connect.ts, storm.ts).
  * 5. Teardown, on every path: generators closed, services stopped, the run's topics deleted.
  */
 import { randomBytes } from "node:crypto";
@@ -15,8 +15,10 @@ import { performance } from "node:perf_hooks";
 import { setTimeout as sleep } from "node:timers/promises";
 import { Backbone, ChurnSetupError, STARTUP_MAX_MS } from "./churn-backbone.ts";
 import { coresBetween, cpuBetween, CpuSampler, type ProcRef, type Sample } from "./cpu-sampler.ts";
+import type { ConnectOptions, StormOptions } from "./connect-args.ts";
 import type { BroadcastOptions, RoomOptions } from "./fanout-args.ts";
 import { GeneratorError, Generators } from "./fanout-generators.ts";
+import { latencyHistogram } from "./fanout-tracker.ts";
 import type { ConnectReport, WorkerConfig } from "./fanout-ipc.ts";
 import { clientUsers, gatewayFileCheck, generatorFileCheck, serviceEnv, shares } from "./fanout-layout.ts";
 import { roomSenderUser } from "./fanout-protocol.ts";
@@ -27,7 +29,7 @@ import {
   openFilesLimit,
   type MachineInfo,
 } from "./machine.ts";
-import { latencyMs, type ProcessCpu } from "./report.ts";
+import { latencyMs, type LatencyMs, type ProcessCpu } from "./report.ts";
 import type { Histogram } from "./histogram.ts";
 import { checkKafka, deleteTopics, liveServiceCount, type LogCount } from "./services.ts";
 
@@ -45,7 +47,33 @@ export class FanoutSetupError extends Error {
   override readonly name = "FanoutSetupError";
 }
 
-export type FanoutOptions = RoomOptions | BroadcastOptions;
+export type FanoutOptions = RoomOptions | BroadcastOptions | ConnectOptions | StormOptions;
+
+/** One second of the connect phase: totals so far, and the connects welcomed in that second. */
+export interface ConnectPoint {
+  readonly second: number;
+  readonly connected: number;
+  readonly failed: number;
+  readonly closed: number;
+  readonly welcomed: number;
+  /** Start to welcome of the connects welcomed in that second. */
+  readonly connect_ms: { count: number; p50: number; p99: number; max: number };
+  readonly cores: Record<string, number | null>;
+}
+
+/** What a scenario may add to the shared setup. */
+export interface FanoutHooks {
+  /** Runs once the services are up, before any client connects (e.g. a memory baseline). */
+  readonly beforeConnect?: (backbone: Backbone) => Promise<void>;
+  /** The generator processes' entry point (default loadtest/fanout-worker.ts). */
+  readonly workerScript?: string;
+  /** Connect failures are a result of the scenario, not a reason to stop (connect). */
+  readonly keepFailedConnects?: boolean;
+  /** More `node` arguments for every gateway (connect: a full GC on SIGUSR2, gc-preload.ts). */
+  readonly gatewayNodeArgs?: readonly string[];
+  /** Called once a second while connecting with the clients welcomed so far (not awaited). */
+  readonly onConnectProgress?: (backbone: Backbone, connected: number) => void;
+}
 
 export const clientCount = (o: FanoutOptions): number => (o.scenario === "room" ? o.members : o.clients);
 
@@ -70,6 +98,8 @@ export interface ConnectSummary {
   readonly first_error: string | null;
   readonly redirected: number;
   readonly wall_ms: number;
+  /** The longest generator's connect phase alone (its process start not included). */
+  readonly generators_wall_ms: number;
   readonly per_node: Record<string, number>;
   readonly local_addresses: string[];
   readonly per_generator: { name: string; pid: number; first: number; clients: number; connected: number }[];
@@ -104,6 +134,11 @@ export interface FanoutContext {
   readonly backbone: Backbone;
   readonly generators: Generators;
   readonly connect: ConnectSummary;
+  /** The connect phase second by second, and its CPU. */
+  readonly connectSeries: readonly ConnectPoint[];
+  readonly connectCpu: CpuWindow;
+  /** Start to welcome of every client, over the connect phase. */
+  readonly connectLatency: LatencyMs;
   readonly clock: { name: string; offset_ms: number; rtt_ms: number }[];
   readonly startupMs: number;
   readonly kafkaBrokers: number;
@@ -167,8 +202,12 @@ export async function runFanout<R>(
   log: (line: string) => void,
   logFile: string | null,
   highestLatencyUs: number,
-  workerShape: (runId: string) => Pick<WorkerConfig, "groups" | "slots" | "perSlot" | "join">,
+  workerShape: (
+    runId: string,
+  ) => Pick<WorkerConfig, "groups" | "slots" | "perSlot" | "join"> &
+    Partial<Pick<WorkerConfig, "backoffBaseMs" | "backoffCapMs">>,
   scenario: (ctx: FanoutContext) => Promise<R>,
+  hooks: FanoutHooks = {},
 ): Promise<R> {
   const machine = machineInfo();
   const warnings: string[] = [];
@@ -208,6 +247,7 @@ export async function runFanout<R>(
         logFile,
         gatewayEnv: env.gateway,
         routerEnv: env.router,
+        ...(hooks.gatewayNodeArgs === undefined ? {} : { gatewayNodeArgs: hooks.gatewayNodeArgs }),
       },
       signal,
       log,
@@ -243,6 +283,7 @@ export async function runFanout<R>(
     }
     const gwProblem = gatewayFileCheck(users, o.partitions, owners, limit);
     if (gwProblem !== null) throw new FanoutSetupError(gwProblem);
+    if (hooks.beforeConnect !== undefined) await hooks.beforeConnect(backbone);
 
     const tokenTtlS = Math.ceil(setupDeadlineS(o)) + 3600;
     const parts = shares(clients, o.generators);
@@ -264,8 +305,40 @@ export async function runFanout<R>(
       allowRemote: o.allowRemote,
     }));
     log(`connecting ${clients} clients from ${o.generators} generator processes at ${o.connectRatePerS}/s`);
-    const g = Generators.start(configs, highestLatencyUs);
+    const g = Generators.start(configs, highestLatencyUs, hooks.workerScript);
     generators = g;
+    const ticksPerS = clockTicksPerSecond();
+    const extra: ProcRef[] = [
+      ...(o.kafkaPid === undefined ? [] : [{ name: "kafka", pid: o.kafkaPid }]),
+      { name: "main", pid: process.pid },
+    ];
+    const cpu = new CpuSampler(() => [...backbone.processes(), ...g.processes(), ...extra]);
+    const sampleCpu = (): CpuMark => ({ atMs: now(), procs: cpu.sample(), machine: machineCpuTicks() });
+    let last = sampleCpu();
+    const coresSinceLast = () => {
+      const next = sampleCpu();
+      const r = coresBetween(last.procs, next.procs, (next.atMs - last.atMs) / 1000, ticksPerS);
+      last = next;
+      return r;
+    };
+    const cpuWindow = (a: CpuMark, b: CpuMark): CpuWindow => {
+      const seconds = Math.max(0.001, (b.atMs - a.atMs) / 1000);
+      const processes = cpuBetween(cpu.procs(), a.procs, b.procs, seconds, ticksPerS);
+      const machineBusy =
+        a.machine === null || b.machine === null || b.machine.total === a.machine.total
+          ? null
+          : round3(((b.machine.busy - a.machine.busy) / (b.machine.total - a.machine.total)) * machine.cores);
+      const ours = processes.reduce((sum, p) => sum + (p.cores_used ?? 0), 0);
+      return {
+        seconds: round3(seconds),
+        processes,
+        machine_busy_cores: machineBusy,
+        other_busy_cores: machineBusy === null ? null : round3(Math.max(0, machineBusy - ours)),
+      };
+    };
+    const connectSeries: ConnectPoint[] = [];
+    const connectTotalUs = latencyHistogram(highestLatencyUs);
+    const connectCpuStart = last;
     const connectStart = now();
     const connectedP = g.connected((clients / o.connectRatePerS + CONNECT_SLACK_S) * 1000);
     let doneConnecting = false;
@@ -277,14 +350,36 @@ export async function runFanout<R>(
       await Promise.race([sleep(1000), connectedP.catch(() => {})]);
       if (doneConnecting) break;
       const a = g.aggregate();
+      const c = g.takeConnects();
+      const h = latencyHistogram(highestLatencyUs);
+      h.addSparse(c.connectUs);
+      const cs = h.summary();
+      connectTotalUs.addSparse(c.connectUs);
+      const closed = Object.values(a.closes).reduce((x, y) => x + y, 0);
+      connectSeries.push({
+        second: second - 1,
+        connected: a.connected,
+        failed: a.connectFailed,
+        closed,
+        welcomed: c.welcomed,
+        connect_ms: {
+          count: cs.count,
+          p50: round3(cs.p50 / 1000),
+          p99: round3(cs.p99 / 1000),
+          max: round3(cs.max / 1000),
+        },
+        cores: coresSinceLast(),
+      });
       log(
-        `[${String(second).padStart(4)}s connect]  connected ${a.connected}/${clients}  failed ${a.connectFailed}` +
+        `[${String(second).padStart(4)}s connect]  connected ${a.connected}/${clients} (+${c.welcomed}/s, p99 ${round3(cs.p99 / 1000)} ms)  failed ${a.connectFailed}` +
           (o.scenario === "room" ? `  joined ${a.joined}` : "") +
           `  closed ${Object.values(a.closes).reduce((x, y) => x + y, 0)}  generator loop delay p99 ${a.eventLoopDelayP99Ms} ms`,
       );
+      hooks.onConnectProgress?.(backbone, a.connected);
       if (signal.aborted) throw new FanoutSetupError("interrupted while connecting");
     }
     const reports: ConnectReport[] = await connectedP;
+    connectTotalUs.addSparse(g.takeConnects().connectUs);
     const connect = summarizeConnect(reports, configs, g, Math.round(now() - connectStart));
     log(
       `connected ${connect.connected}/${clients} in ${connect.wall_ms} ms (${connect.redirected} redirected; ` +
@@ -292,7 +387,8 @@ export async function runFanout<R>(
           .map(([n, c]) => `${n}: ${c}`)
           .join(", ")})`,
     );
-    if (connect.connected === 0 || connect.failed > clients * 0.01) {
+    const connectCpu = cpuWindow(connectCpuStart, sampleCpu());
+    if (connect.connected === 0 || (!hooks.keepFailedConnects && connect.failed > clients * 0.01)) {
       throw new FanoutSetupError(
         `${connect.failed} of ${clients} clients could not connect; first: ${connect.first_error}`,
       );
@@ -303,15 +399,7 @@ export async function runFanout<R>(
       );
     }
     const clock = await g.calibrate();
-
-    const ticksPerS = clockTicksPerSecond();
-    const extra: ProcRef[] = [
-      ...(o.kafkaPid === undefined ? [] : [{ name: "kafka", pid: o.kafkaPid }]),
-      { name: "main", pid: process.pid },
-    ];
-    const cpu = new CpuSampler(() => [...backbone.processes(), ...g.processes(), ...extra]);
-    const sampleCpu = (): CpuMark => ({ atMs: now(), procs: cpu.sample(), machine: machineCpuTicks() });
-    let last = sampleCpu();
+    last = sampleCpu();
     const ctx: FanoutContext = {
       runId,
       secret,
@@ -322,6 +410,9 @@ export async function runFanout<R>(
       backbone,
       generators: g,
       connect,
+      connectSeries,
+      connectCpu,
+      connectLatency: latencyMs(connectTotalUs.summary()),
       clock,
       startupMs,
       kafkaBrokers: kafka.brokers,
@@ -332,29 +423,8 @@ export async function runFanout<R>(
       log,
       signal,
       sampleCpu,
-      cpuWindow: (a, b) => {
-        const seconds = Math.max(0.001, (b.atMs - a.atMs) / 1000);
-        const processes = cpuBetween(cpu.procs(), a.procs, b.procs, seconds, ticksPerS);
-        const machineBusy =
-          a.machine === null || b.machine === null || b.machine.total === a.machine.total
-            ? null
-            : round3(
-                ((b.machine.busy - a.machine.busy) / (b.machine.total - a.machine.total)) * machine.cores,
-              );
-        const ours = processes.reduce((s, p) => s + (p.cores_used ?? 0), 0);
-        return {
-          seconds: round3(seconds),
-          processes,
-          machine_busy_cores: machineBusy,
-          other_busy_cores: machineBusy === null ? null : round3(Math.max(0, machineBusy - ours)),
-        };
-      },
-      coresSinceLast: () => {
-        const next = sampleCpu();
-        const r = coresBetween(last.procs, next.procs, (next.atMs - last.atMs) / 1000, ticksPerS);
-        last = next;
-        return r;
-      },
+      cpuWindow,
+      coresSinceLast,
       serviceLogs: () => backbone.logCounts(LOG_TOP),
       tearDown,
     };
@@ -389,6 +459,7 @@ function summarizeConnect(
     first_error: reports.find((r) => r.firstError !== null)?.firstError ?? null,
     redirected: reports.reduce((a, r) => a + r.redirected, 0),
     wall_ms: wallMs,
+    generators_wall_ms: reports.reduce((a, r) => Math.max(a, r.wallMs), 0),
     per_node: perNode,
     local_addresses: [...addresses].sort((a, b) => a.localeCompare(b, "en", { numeric: true })),
     per_generator: configs.map((c, i) => ({

@@ -28,7 +28,8 @@ import {
   roomOf,
   roomsClaim,
 } from "./fanout-protocol.ts";
-import { FanoutTracker } from "./fanout-tracker.ts";
+import { FanoutTracker, latencyHistogram } from "./fanout-tracker.ts";
+import type { Histogram } from "./histogram.ts";
 import { checkTargetUrl, localAddressFor } from "./loopback.ts";
 import { Pacer } from "./pacer.ts";
 import { parseMessageId, pongFrame } from "./protocol.ts";
@@ -69,6 +70,9 @@ class Generator {
   readonly #probeNodes = new Set<string>();
   readonly #perNode: Record<string, number> = {};
   readonly #addresses = new Set<string>();
+  /** Time to welcome of the connects that finished since the last report. */
+  readonly #connectUs: Histogram;
+  #welcomed = 0;
   #offsetMs = 0;
   #connected = 0;
   #failed = 0;
@@ -92,6 +96,7 @@ class Generator {
     this.#sockets = new Array<WebSocket | undefined>(config.count);
     this.#nodeOf = new Array<string>(config.count).fill("");
     this.#measuredType = config.scenario === "room" ? ROOM_EVENT_TYPE : BROADCAST_EVENT_TYPE;
+    this.#connectUs = latencyHistogram(config.highestLatencyUs);
     this.#loopDelay.enable();
     this.#progressTimer = setInterval(() => this.#report(), 1000);
   }
@@ -120,8 +125,12 @@ class Generator {
       latencyUs: interval.latencyUs,
       eventLoopDelayP99Ms: d.count === 0 ? 0 : Math.round(d.percentile(99) / 1e4) / 100,
       rssBytes: process.memoryUsage.rss(),
+      welcomed: this.#welcomed,
+      connectUs: this.#connectUs.toSparse(),
     };
     d.reset();
+    this.#welcomed = 0;
+    this.#connectUs.reset();
     send({ kind: "progress", progress });
   }
 
@@ -164,6 +173,7 @@ class Generator {
     const url = c.owners[String(partitionForKey(user, c.partitions))] ?? owners[i % owners.length]!;
     const localAddress = localAddressFor(i, c.localAddresses, new URL(url).hostname);
     if (localAddress !== undefined) this.#addresses.add(localAddress);
+    const startedMs = now();
     const r = await connectUser({
       url,
       token,
@@ -182,6 +192,8 @@ class Generator {
       return;
     }
     this.#connected++;
+    this.#welcomed++;
+    this.#connectUs.record((now() - startedMs) * 1000);
     if (r.redirects > 0) this.#redirected++;
     bump(this.#perNode, r.node);
     this.#nodeOf[k] = r.node;
@@ -237,6 +249,7 @@ class Generator {
       localAddresses: [...this.#addresses].sort((a, b) => a.localeCompare(b, "en", { numeric: true })),
       wallMs: Math.round(now() - start),
     };
+    this.#report();
     send({ kind: "connected", report });
   }
 

@@ -8,7 +8,13 @@ import { readFileSync } from "node:fs";
 import { cpus, loadavg, release, totalmem } from "node:os";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
-import { parseMachineCpuTicks, parseMaxOpenFiles, parseProcStatTicks, parseVmRssBytes } from "./proc-stat.ts";
+import {
+  parseListenDrops,
+  parseMachineCpuTicks,
+  parseMaxOpenFiles,
+  parseProcStatTicks,
+  parseVmRssBytes,
+} from "./proc-stat.ts";
 
 export const REPO_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), "..");
 
@@ -99,6 +105,15 @@ export function openFilesLimit(): number | null {
 export function machineCpuTicks(): { busy: number; total: number } | null {
   try {
     return parseMachineCpuTicks(readFileSync("/proc/stat", "utf8"));
+  } catch {
+    return null;
+  }
+}
+
+/** The kernel's accept-queue overflows so far (machine-wide, /proc/net/netstat); null if unreadable. */
+export function listenDrops(): { overflows: number; drops: number } | null {
+  try {
+    return parseListenDrops(readFileSync("/proc/net/netstat", "utf8"));
   } catch {
     return null;
   }

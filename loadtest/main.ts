@@ -1,7 +1,8 @@
 /**
  * `npm run loadtest -- <scenario> [flags]`: `direct` (direct.ts), `churn` (churn.ts), `room`
- * (room.ts) or `broadcast` (broadcast.ts); see args.ts for the flags, docs/BENCHMARKS.md for the
- * method. Exit codes: 0 the run completed and
+ * (room.ts), `broadcast` (broadcast.ts), `connect` (connect.ts) or `storm` (storm.ts); see args.ts
+ * for the flags, docs/BENCHMARKS.md for the method. Every run writes its result as JSON and, next
+ * to it, a self-contained HTML report with charts (report-html.ts). Exit codes: 0 the run completed and
  * lost nothing; 1 it lost messages, was interrupted, could not set up or connect, or hit its
  * hard deadline; 2 a bad flag.
  *
@@ -21,7 +22,14 @@ import type { BroadcastOptions, RoomOptions } from "./fanout-args.ts";
 import { broadcastSummaryText, roomSummaryText } from "./fanout-report.ts";
 import { FanoutSetupError } from "./fanout-run.ts";
 import { roomDeadlineS, runRoom } from "./room.ts";
+import type { ConnectOptions, StormOptions } from "./connect-args.ts";
+import { connectDeadlineS, runConnect } from "./connect.ts";
+import { connectSummaryText } from "./connect-report.ts";
 import { processTicks, REPO_ROOT } from "./machine.ts";
+import { reportPage } from "./report-charts.ts";
+import { renderPage } from "./report-html.ts";
+import { runStorm, stormDeadlineS } from "./storm.ts";
+import { stormSummaryText } from "./storm-report.ts";
 import { summaryText } from "./report.ts";
 import { killAllNow } from "./services.ts";
 
@@ -52,10 +60,23 @@ function shown(file: string): string {
 
 const log = (line: string) => process.stderr.write(line + "\n");
 
+/** Writes the JSON result and the HTML report next to it; prints the summary. */
+async function writeResult(result: unknown, summary: (file: string) => string, out: string): Promise<void> {
+  writeFileSync(out, await formatJson(result, out));
+  const text = summary(shown(out));
+  console.log(text);
+  const html = out.replace(/\.json$/, "") + ".html";
+  try {
+    writeFileSync(html, renderPage(reportPage(result, text)));
+    log(`report: ${shown(html)}`);
+  } catch (e) {
+    log(`the HTML report could not be written: ${(e as Error).message}`);
+  }
+}
+
 async function direct(options: DirectOptions, argv: string[], out: string, signal: AbortSignal) {
   const result = await runDirect(options, ["tsx", "loadtest/main.ts", ...redactArgv(argv)], signal, log);
-  writeFileSync(out, await formatJson(result, out));
-  console.log(summaryText(result, shown(out)));
+  await writeResult(result, (file) => summaryText(result, file), out);
   return result.completed && result.totals.lost === 0 ? 0 : 1;
 }
 
@@ -82,8 +103,7 @@ async function withServices<O, R>(
 ): Promise<number> {
   const logFile = out.replace(/\.json$/, "") + ".services.log";
   const result = await run(options, ["tsx", "loadtest/main.ts", ...redactArgv(argv)], signal, log, logFile);
-  writeFileSync(out, await formatJson(result, out));
-  console.log(summary(result, shown(out)));
+  await writeResult(result, (file) => summary(result, file), out);
   log(`services' output: ${shown(logFile)}`);
   return passed(result) ? 0 : 1;
 }
@@ -115,6 +135,28 @@ const broadcast = (options: BroadcastOptions, argv: string[], out: string, signa
     runBroadcast,
     broadcastSummaryText,
     (r) => r.completed && r.totals.missed === 0 && r.totals.duplicates === 0,
+    options,
+    argv,
+    out,
+    signal,
+  );
+
+const connect = (options: ConnectOptions, argv: string[], out: string, signal: AbortSignal) =>
+  withServices(
+    runConnect,
+    connectSummaryText,
+    (r) => r.completed && r.connect.failed === 0 && r.hold.unexpected_drops === 0,
+    options,
+    argv,
+    out,
+    signal,
+  );
+
+const storm = (options: StormOptions, argv: string[], out: string, signal: AbortSignal) =>
+  withServices(
+    runStorm,
+    stormSummaryText,
+    (r) => r.completed && r.resume.not_resumed === 0 && r.messages.lost === 0,
     options,
     argv,
     out,
@@ -159,7 +201,11 @@ async function main(argv: string[]): Promise<number> {
         ? churnDeadlineS(options)
         : options.scenario === "room"
           ? roomDeadlineS(options)
-          : broadcastDeadlineS(options);
+          : options.scenario === "broadcast"
+            ? broadcastDeadlineS(options)
+            : options.scenario === "connect"
+              ? connectDeadlineS(options)
+              : stormDeadlineS(options);
   const hardDeadline = setTimeout(() => {
     console.error(`loadtest: hard deadline of ${deadlineS} s passed; exiting without a result`);
     process.exit(1);
@@ -190,6 +236,10 @@ async function main(argv: string[]): Promise<number> {
         return await room(options, argv, out, controller.signal);
       case "broadcast":
         return await broadcast(options, argv, out, controller.signal);
+      case "connect":
+        return await connect(options, argv, out, controller.signal);
+      case "storm":
+        return await storm(options, argv, out, controller.signal);
     }
   } catch (e) {
     if (e instanceof RunSetupError || e instanceof ChurnSetupError || e instanceof FanoutSetupError) {

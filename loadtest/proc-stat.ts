@@ -48,3 +48,22 @@ export function parseMachineCpuTicks(text: string): { busy: number; total: numbe
   const idle = f[3]! + (f[4] ?? 0);
   return { busy: total - idle, total };
 }
+
+/**
+ * The kernel's count of connections dropped because a listening socket's accept queue was full
+ * (`ListenOverflows`, `ListenDrops` of the `TcpExt:` lines of /proc/net/netstat; machine-wide).
+ * Null when the text has no such lines.
+ */
+export function parseListenDrops(text: string): { overflows: number; drops: number } | null {
+  const lines = text.split("\n").filter((l) => l.startsWith("TcpExt:"));
+  if (lines.length < 2) return null;
+  const names = lines[0]!.trim().split(/\s+/);
+  const values = lines[1]!.trim().split(/\s+/).map(Number);
+  const at = (name: string) => {
+    const i = names.indexOf(name);
+    return i < 1 || !Number.isSafeInteger(values[i]) ? null : values[i]!;
+  };
+  const overflows = at("ListenOverflows");
+  const drops = at("ListenDrops");
+  return overflows === null || drops === null ? null : { overflows, drops };
+}

@@ -32,8 +32,8 @@ export function parseMessageId(runId: string, id: string): { pair: number; seq: 
   return { pair: Number(m[2]), seq: Number(m[3]) };
 }
 
-export function helloFrame(token: string): string {
-  return JSON.stringify({ op: "hello", token });
+export function helloFrame(token: string, cursor?: string): string {
+  return JSON.stringify(cursor === undefined ? { op: "hello", token } : { op: "hello", token, cursor });
 }
 
 export function pongFrame(id: string | undefined): string {
@@ -60,7 +60,7 @@ export function sendFrame(
 
 /** The fields the generator reads from server frames. */
 export type ServerMessage =
-  | { readonly op: "welcome"; readonly node: string }
+  | { readonly op: "welcome"; readonly node: string; readonly recovered: boolean | null }
   | { readonly op: "redirect"; readonly url: string }
   | { readonly op: "ack"; readonly id: string; readonly ok: true }
   | { readonly op: "ack"; readonly id: string; readonly ok: false; readonly code: string }
@@ -84,7 +84,11 @@ export function parseServerMessage(text: string): ServerMessage {
   const f = v as Record<string, unknown>;
   switch (f["op"]) {
     case "welcome":
-      return { op: "welcome", node: str(f["node"]) ?? "" };
+      return {
+        op: "welcome",
+        node: str(f["node"]) ?? "",
+        recovered: typeof f["recovered"] === "boolean" ? f["recovered"] : null,
+      };
     case "redirect": {
       const url = str(f["url"]);
       return url === undefined ? { op: "invalid" } : { op: "redirect", url };

@@ -91,9 +91,10 @@ export function startService(
   name: string,
   env: Readonly<Record<string, string>>,
   logFile: string | null,
+  nodeArgs: readonly string[] = [],
 ): Service {
   const entry = kind === "gateway" ? "gateway/main.ts" : "router/main.ts";
-  const child = spawn(process.execPath, ["--import", "tsx", entry], {
+  const child = spawn(process.execPath, ["--import", "tsx", ...nodeArgs, entry], {
     cwd: REPO_ROOT,
     env: childEnv(env),
     stdio: ["ignore", "pipe", "pipe"],
@@ -222,6 +223,17 @@ export async function getJson(
     } catch {
       return { status: res.status, body: null };
     }
+  } catch {
+    return null;
+  }
+}
+
+/** GET a text endpoint of a service (e.g. /metrics); null unless it answers 200 in time. */
+export async function getText(url: string, timeoutMs = 2000): Promise<string | null> {
+  try {
+    const res = await fetch(url, { signal: AbortSignal.timeout(timeoutMs) });
+    const text = await res.text();
+    return res.status === 200 ? text : null;
   } catch {
     return null;
   }

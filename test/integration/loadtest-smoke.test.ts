@@ -1,7 +1,8 @@
 /**
- * Smoke runs of the fanout load tests, end to end through `loadtest/main.ts` as a user runs them:
- * each brings up its own router and gateways on the test Kafka, a few hundred clients from two
- * generator processes, a few seconds of traffic, and must report nothing lost and sane counts.
+ * Smoke runs of the load tests that start their own services (`room`, `broadcast`, `connect`,
+ * `storm`), end to end through `loadtest/main.ts` as a user runs them: each brings up its own
+ * router and gateways on the test Kafka, a few hundred clients from two generator processes, a
+ * few seconds of load, and must report nothing lost, sane counts and an HTML report.
  */
 import { after, test } from "node:test";
 import assert from "node:assert/strict";
@@ -118,4 +119,105 @@ test("broadcast: 300 clients on three gateways get every broadcast once", async 
     assert.ok(b.latency_ms.p50 <= b.latency_ms.p99 && b.latency_ms.p99 <= b.time_to_last_ms);
   }
   assert.equal(r.teardown.processes_left_running, 0);
+});
+
+test("connect: 400 idle connections on two gateways from two generators are held, and what they cost is read", async () => {
+  const {
+    code,
+    result: r,
+    output,
+  } = await loadtest("connect", [
+    "--clients=400",
+    "--gateways=2",
+    "--generators=2",
+    "--hold=3",
+    "--sample-every=1",
+    "--ping-interval-ms=4000",
+  ]);
+  assert.equal(code, 0, output.slice(-4000));
+  assert.equal(r.schema, "rt-loadtest-connect/1");
+  assert.equal(r.completed, true);
+  assert.match(r.plan, /using 2 generator processes \(about 200 sockets each\) and 2 gateways/);
+  assert.equal(r.connect.connected, 400);
+  assert.equal(r.connect.failed, 0);
+  assert.equal(Object.keys(r.connect.per_node).length, 2);
+  assert.ok(r.connect.local_addresses.length > 1, "source addresses rotate over 127.0.0.x");
+  assert.equal(r.connect.connect_ms.count, 400);
+  assert.equal(r.hold.held_at_start, 400);
+  assert.equal(r.hold.held_at_end, 400);
+  assert.equal(r.hold.unexpected_drops, 0);
+  assert.equal(r.memory.gateways.length, 2);
+  assert.equal(r.memory.total.connections, 400);
+  for (const g of r.memory.gateways) {
+    assert.ok(g.before.rss_bytes > 0 && g.after.rss_bytes > 0, "RSS read from the gateway's /metrics");
+    assert.ok(g.before.heap_used_bytes > 0 && g.after.heap_used_bytes > 0, "heap read from /metrics");
+    assert.equal(typeof g.rss_per_connection_bytes, "number");
+  }
+  const hold = r.series.filter((p: { phase: string }) => p.phase === "hold");
+  assert.ok(hold.length >= 3);
+  assert.ok(hold.some((p: { gateways_rss_mib: number | null }) => p.gateways_rss_mib !== null));
+  assert.equal(r.teardown.processes_left_running, 0);
+  const html = readFileSync(join(dir, "connect.html"), "utf8");
+  assert.match(html, /^<!doctype html>/);
+  assert.match(html, /<svg /);
+  assert.doesNotMatch(html, /<script/);
+});
+
+test("storm: 300 clients dropped at once all resume from their cursors and lose nothing", async () => {
+  const {
+    code,
+    result: r,
+    output,
+  } = await loadtest("storm", [
+    "--clients=300",
+    "--gateways=2",
+    "--generators=2",
+    "--messages-before=2",
+    "--messages-during=3",
+    "--resume-timeout=60",
+  ]);
+  assert.equal(code, 0, output.slice(-4000));
+  assert.equal(r.schema, "rt-loadtest-storm/1");
+  assert.equal(r.completed, true);
+  assert.equal(r.connect.connected, 300);
+  assert.equal(r.before.delivered, 600);
+  assert.equal(r.drop.dropped, 300);
+  assert.equal(r.during.written, 900);
+  assert.equal(r.resume.dropped, 300);
+  assert.equal(r.resume.resumed, 300);
+  assert.equal(r.resume.not_resumed, 0);
+  assert.equal(r.resume.recovered_true, 300);
+  assert.equal(r.resume.caught_up, 300);
+  assert.equal(r.resume.to_welcome_ms.count, 300);
+  assert.ok(r.resume.to_welcome_ms.p50 <= r.resume.to_welcome_ms.max);
+  assert.equal(r.resume.to_caught_up_ms.count, 300);
+  assert.deepEqual(r.messages, { expected: 1500, received: 1500, lost: 0, duplicates: 0 });
+  assert.equal(typeof r.overload.upgrades_refused_total, "number");
+  assert.ok(r.series.length >= 1);
+  assert.equal(r.teardown.processes_left_running, 0);
+  assert.match(readFileSync(join(dir, "storm.html"), "utf8"), /Time from the storm to each welcome/);
+});
+
+test("connect: a plan one generator process cannot hold is refused before anything starts", async () => {
+  const proc = runTs(
+    "loadtest/main.ts",
+    [
+      "connect",
+      "--brokers",
+      testBrokers().join(","),
+      "--clients=30000",
+      "--generators=1",
+      "--out",
+      join(dir, "refused.json"),
+    ],
+    {},
+  );
+  const code = await proc.exited();
+  assert.equal(code, 1);
+  assert.match(proc.output(), /30000 connections are more than one process allows/);
+  assert.match(
+    proc.output(),
+    /--generators: 30000 clients over 1 generator processes .* use --generators 2 or more/,
+  );
+  assert.doesNotMatch(proc.output(), /starting a router/);
 });

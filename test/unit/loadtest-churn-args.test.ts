@@ -130,9 +130,12 @@ test("churn: brokers are loopback unless --allow-remote; a large backoff base li
 test("churn: the scenario is named in errors about scenarios and unknown flags", () => {
   assert.match(
     error(["rooms"]),
-    /unknown scenario "rooms": expected `direct`, `churn`, `room` or `broadcast`/,
+    /unknown scenario "rooms": expected `direct`, `churn`, `room`, `broadcast`, `connect` or `storm`/,
   );
-  assert.match(error([]), /missing scenario: expected `direct`, `churn`, `room` or `broadcast`/);
+  assert.match(
+    error([]),
+    /missing scenario: expected `direct`, `churn`, `room`, `broadcast`, `connect` or `storm`/,
+  );
   assert.match(error(["churn", "--pairs", "10"]), /unknown flag --pairs for churn/);
   assert.match(error(["direct", "--clients", "10"]), /unknown flag --clients for direct/);
 });

@@ -609,6 +609,7 @@ function commonInput() {
       first_error: null,
       redirected: 0,
       wall_ms: 100,
+      generators_wall_ms: 90,
       per_node: { gw1: 10 },
       local_addresses: ["127.0.0.1"],
       per_generator: [{ name: "gen1", pid: 1, first: 0, clients: 10, connected: 10 }],

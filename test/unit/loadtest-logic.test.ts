@@ -109,7 +109,8 @@ test("ids, user names and send frames are valid protocol v1", () => {
 
 test("server messages: the fields the generator reads, and never a throw", () => {
   const table: readonly [text: string, expected: ReturnType<typeof parseServerMessage>][] = [
-    ['{"op":"welcome","user":"u","node":"gateway-1"}', { op: "welcome", node: "gateway-1" }],
+    ['{"op":"welcome","user":"u","node":"gateway-1"}', { op: "welcome", node: "gateway-1", recovered: null }],
+    ['{"op":"welcome","node":"g","recovered":true}', { op: "welcome", node: "g", recovered: true }],
     [
       '{"op":"redirect","url":"ws://127.0.0.1:8082/v1/ws"}',
       { op: "redirect", url: "ws://127.0.0.1:8082/v1/ws" },

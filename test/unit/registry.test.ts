@@ -21,3 +21,27 @@ test("registry tracks several devices per user up to the limit", () => {
   assert.deepEqual([...r.users()], ["bob"]);
   assert.equal(r.userCount, 1);
 });
+
+test("registry: one socket per user, then a set, then one again, keeps every count right", () => {
+  const r = new Registry<{ n: number }>(3);
+  const [a, b, c] = [{ n: 1 }, { n: 2 }, { n: 3 }];
+  assert.equal(r.add("u", a), true);
+  assert.deepEqual([...(r.sockets("u") ?? [])], [a]);
+  assert.equal(r.add("u", b), true);
+  assert.equal(r.add("u", c), true);
+  assert.equal(r.add("u", { n: 4 }), false, "fourth refused at limit 3");
+  assert.equal(r.connections, 3);
+  r.remove("u", b);
+  r.remove("u", c);
+  assert.deepEqual([...(r.sockets("u") ?? [])], [a]);
+  r.remove("u", b);
+  assert.equal(r.connections, 1);
+  r.remove("u", a);
+  assert.equal(r.sockets("u"), undefined);
+  assert.equal(r.connections, 0);
+  assert.equal(r.userCount, 0);
+  const one = new Registry<{ n: number }>(1);
+  assert.equal(one.add("v", a), true);
+  assert.equal(one.add("v", b), false, "limit 1: a second socket is refused");
+  assert.equal(one.connections, 1);
+});
