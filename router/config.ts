@@ -46,6 +46,8 @@ export interface RouterConfig {
   readonly maxBodyBytes: number;
   /** Largest `data` depth in a publish body (as the gateways' RT_MAX_DATA_DEPTH). */
   readonly maxDataDepth: number;
+  /** A folder whose files are served under /demo (the demo page `npm start` builds); null: none. */
+  readonly demoDir: string | null;
 }
 
 /** `*` alone, or a comma list of origins (`scheme://host[:port]`, as browsers send them). */
@@ -122,5 +124,6 @@ export function readRouterConfig(env: Env): RouterConfig {
     }),
     maxBodyBytes: readInt(env, "RT_MAX_PUBLISH_BYTES", 64 * 1024, { min: 1024, max: 512 * 1024 }),
     maxDataDepth: readInt(env, "RT_MAX_DATA_DEPTH", 32, { min: 1, max: 256 }),
+    demoDir: readString(env, "RT_ROUTER_DEMO_DIR") ?? null,
   });
 }

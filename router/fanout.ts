@@ -16,6 +16,7 @@
  * (fenced by a restart with the same RT_ROUTER_ID, or at the transaction timeout).
  */
 import { randomBytes } from "node:crypto";
+import type { Span } from "@opentelemetry/api";
 import type {
   Batch,
   GroupConsumer,
@@ -37,6 +38,7 @@ import {
 } from "../schemas/records.ts";
 import type { TopicNames } from "../schemas/topics.ts";
 import { planRoomEvent, type FanoutLimits } from "./fanout-plan.ts";
+import { FanoutTracing } from "./fanout-tracing.ts";
 import { MembershipStore, Staged } from "./membership.ts";
 
 export interface FanoutOptions {
@@ -53,6 +55,8 @@ export interface FanoutOptions {
   readonly sessionTimeoutMs: number;
   /** The plain producer for fence records. */
   readonly producer: Producer;
+  /** Spans of room events' fanout (fanout-tracing.ts). */
+  readonly tracing: FanoutTracing;
   readonly log: Logger;
 }
 
@@ -223,13 +227,21 @@ export async function startFanout(o: FanoutOptions): Promise<Fanout> {
     if (!owned.has(p)) return;
     const staged = new Staged(store, p);
     let out: OutRecord[] = [];
+    let spans: Span[] = [];
     let lastOffset: bigint | null = null;
     const flush = async () => {
       if (lastOffset === null) return;
       const upTo = lastOffset + 1n;
-      await writeTransaction(p, out, staged, upTo);
+      try {
+        await writeTransaction(p, out, staged, upTo);
+      } catch (e) {
+        FanoutTracing.end(spans, e);
+        throw e;
+      }
+      FanoutTracing.end(spans);
       nextOffset.set(p, upTo);
       out = [];
+      spans = [];
       lastOffset = null;
     };
     const skipBelow = nextOffset.get(p) ?? -1n;
@@ -246,14 +258,21 @@ export async function startFanout(o: FanoutOptions): Promise<Fanout> {
         counters.events += 1;
         if (plan.refused !== null) counters.refused += 1;
         if (plan.change !== null) staged.stage(plan.change);
-        const headers = record.headers["traceparent"];
+        const { span, headers } = o.tracing.start(record, {
+          room: e.room,
+          eventType: e.kind === "message" ? e.type : e.kind,
+          recipients: plan.deliveries.length,
+          refused: plan.refused,
+          groupId: o.groupId,
+        });
+        if (span !== null) spans.push(span);
         for (const d of plan.deliveries) {
           out.push({
             key: d.recipient,
             value: encodeDelivery(d),
             partition: partitionForKey(d.recipient, o.deliveriesPartitions),
             timestampMs: d.ts,
-            ...(headers === undefined ? {} : { headers: { traceparent: headers } }),
+            headers,
           });
         }
       }

@@ -8,6 +8,7 @@ import type { Attributes, Histogram, Meter } from "@opentelemetry/api";
 import { Counts } from "../common/telemetry.ts";
 import { LATENCY_BUCKETS_S } from "../gateway/metrics.ts";
 import { CONNECT_PATH } from "./connect.ts";
+import type { FanoutStats } from "./fanout.ts";
 import type { PlacementStatus } from "./placement.ts";
 
 export class RouterMetrics {
@@ -19,7 +20,12 @@ export class RouterMetrics {
   readonly #duration: Histogram;
   readonly #answerAttributes = new Map<string, Attributes>();
 
-  constructor(meter: Meter, placement: () => PlacementStatus) {
+  constructor(
+    meter: Meter,
+    placement: () => PlacementStatus,
+    /** The room fanout's counters; null until it has started. */
+    fanout: () => FanoutStats | null = () => null,
+  ) {
     this.#duration = meter.createHistogram("http.server.request.duration", {
       unit: "s",
       description: "Duration of GET /v1/connect requests, by answer",
@@ -48,6 +54,61 @@ export class RouterMetrics {
       .addCallback((r) => {
         const age = placement().ageMs;
         if (age !== null) r.observe(age / 1000);
+      });
+    const fanoutCounter = (
+      name: string,
+      description: string,
+      unit: string,
+      read: (s: FanoutStats) => number,
+    ) =>
+      meter.createObservableCounter(name, { description, unit }).addCallback((r) => {
+        const s = fanout();
+        if (s !== null) r.observe(read(s));
+      });
+    fanoutCounter(
+      "rt.room.fanout.events",
+      "Room events applied (messages, joins, leaves)",
+      "{event}",
+      (s) => s.events,
+    );
+    fanoutCounter(
+      "rt.room.fanout.deliveries",
+      "Delivery records written by room fanout (committed transactions)",
+      "{record}",
+      (s) => s.deliveries,
+    );
+    fanoutCounter(
+      "rt.room.fanout.refused",
+      "Room events refused in log order (sender not a member, room full)",
+      "{event}",
+      (s) => s.refused,
+    );
+    fanoutCounter(
+      "rt.room.fanout.undecodable",
+      "Room event records skipped as unreadable",
+      "{record}",
+      (s) => s.undecodable,
+    );
+    fanoutCounter(
+      "rt.room.fanout.transactions",
+      "Fanout transactions committed",
+      "{transaction}",
+      (s) => s.transactions,
+    );
+    fanoutCounter(
+      "rt.room.fanout.aborted",
+      "Fanout transactions aborted (the batch is retried)",
+      "{transaction}",
+      (s) => s.aborted,
+    );
+    meter
+      .createObservableUpDownCounter("rt.room.fanout.partitions.owned", {
+        description: "Partitions of the room-events topic this router fans out",
+        unit: "{partition}",
+      })
+      .addCallback((r) => {
+        const s = fanout();
+        if (s !== null) r.observe(s.owned.length);
       });
   }
 

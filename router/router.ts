@@ -13,10 +13,13 @@ import type { RouterConfig } from "./config.ts";
 import { RouterMetrics } from "./metrics.ts";
 import { Placement } from "./placement.ts";
 import { startRouterServer, type Publisher } from "./server.ts";
+import { loadStaticSite } from "./static.ts";
 import { startFanout, type Fanout } from "./fanout.ts";
+import { FanoutTracing } from "./fanout-tracing.ts";
 import type { Producer } from "../common/kafka/kafka.ts";
 import type { PartitionCounts } from "../schemas/publish.ts";
 import { epochOf } from "../schemas/cursor.ts";
+import { readTopicIdentity } from "../common/kafka/topic-identity.ts";
 
 export interface Router {
   /** Base URL of the HTTP API, e.g. http://127.0.0.1:8080. */
@@ -31,6 +34,8 @@ const KAFKA_REQUEST_TIMEOUT_MS = 5_000;
 const KAFKA_RETRIES = 2;
 /** Longest wait for the first ownership read before announcing the router. */
 const FIRST_READ_WAIT_MS = 15_000;
+/** How often the deliveries topic's identity (the cursors' epoch) is read again. */
+const EPOCH_REFRESH_MS = 10_000;
 
 export async function startRouter(
   config: RouterConfig,
@@ -60,12 +65,30 @@ export async function startRouter(
   // Kafka may be down when the router starts: the publish API and the fanout start once it answers.
   let producer: Producer | null = null;
   let counts: PartitionCounts | null = null;
+  /** The deliveries log's epoch (schemas/cursor.ts), read with the counts and refreshed. */
+  let epoch = "";
+  const readEpoch = async (): Promise<string> => {
+    const r = await readTopicIdentity(config.kafka.brokers, names.deliveries, {
+      timeoutMs: KAFKA_REQUEST_TIMEOUT_MS,
+      clientId: config.kafka.clientId,
+    });
+    if (!r.exists) throw new Error(`topic ${names.deliveries} does not exist yet`);
+    return epochOf(r.identity.partitions, r.identity.topicId);
+  };
+  const epochTimer = setInterval(() => {
+    if (epoch === "") return;
+    readEpoch().then(
+      (e) => (epoch = e),
+      (e: unknown) => log.debug({ err: e }, "reading the deliveries topic's identity failed"),
+    );
+  }, EPOCH_REFRESH_MS);
+  epochTimer.unref();
   let fanout: Fanout | null = null;
   let stopped = false;
   const names = config.topics.names;
   const publisher: Publisher = {
     counts: () => counts,
-    epoch: () => epochOf(counts?.deliveries ?? 0),
+    epoch: () => epoch,
     async write(record) {
       if (producer === null) throw new Error("no producer yet");
       const topic = names[record.role];
@@ -96,6 +119,7 @@ export async function startRouter(
         } finally {
           await admin.close();
         }
+        epoch = await readEpoch();
         producer ??= await kafka.producer();
         if (stopped) return;
         fanout = await startFanout({
@@ -109,6 +133,11 @@ export async function startRouter(
           maxTxnRecords: config.fanoutMaxTxnRecords,
           sessionTimeoutMs: config.fanoutSessionTimeoutMs,
           producer,
+          tracing: new FanoutTracing(
+            telemetry.tracing ? telemetry.tracer : null,
+            names.roomEvents,
+            telemetry.followsParent,
+          ),
           log: log.child({ component: "fanout" }),
         });
         if (stopped) await fanout.close();
@@ -126,11 +155,16 @@ export async function startRouter(
       verifier,
       placement,
       log,
-      metrics: new RouterMetrics(telemetry.meter, () => placement.status()),
+      metrics: new RouterMetrics(
+        telemetry.meter,
+        () => placement.status(),
+        () => fanout?.stats() ?? null,
+      ),
       metricsText: () => telemetry.metricsText(),
       tracer: telemetry.tracing ? telemetry.tracer : null,
       publisher,
       fanout: () => fanout?.stats() ?? null,
+      site: config.demoDir === null ? null : loadStaticSite(config.demoDir, "/demo"),
     });
   } catch (e) {
     verifier.close();
@@ -164,6 +198,7 @@ export async function startRouter(
     // Requests in flight wait at most lookupWaitMs on Kafka; let them have their answers.
     await server.idle();
     stopped = true;
+    clearInterval(epochTimer);
     await kafkaStarted;
     await fanout?.close();
     await producer?.close();

@@ -37,6 +37,7 @@ import { ServiceScope } from "../common/grants.ts";
 import type { PartitionCounts, PublishRecord } from "../schemas/publish.ts";
 import { PUBLISH_PATH, REVOKE_PATH, parsePublish, parseRevoke, serviceOf, type Checked } from "./publish.ts";
 import type { Lookup, PlacementStatus } from "./placement.ts";
+import { staticFile, type StaticSite } from "./static.ts";
 
 /** What the server needs of the placement cache (placement.ts). */
 export interface OwnerSource {
@@ -67,6 +68,8 @@ export interface RouterServerDeps {
   readonly publisher: Publisher;
   /** The room fanout's counters (null until it runs). */
   readonly fanout: () => FanoutStats | null;
+  /** The demo page (RT_ROUTER_DEMO_DIR), served under its prefix; null: none. */
+  readonly site?: StaticSite | null;
 }
 
 export interface RouterServer {
@@ -337,6 +340,22 @@ export async function startRouterServer(uws: UwsModule, deps: RouterServerDeps):
           },
         ),
       ),
+    );
+  }
+
+  const site = deps.site ?? null;
+  if (site !== null) {
+    app.get(`${site.prefix}/*`, (res: HttpResponse, req: HttpRequest) => {
+      const file = staticFile(site, req.getUrl());
+      if (file === undefined) write(res, errorAnswer("not_found", "no such file"));
+      else
+        res.cork(() => {
+          res.writeStatus("200 OK").writeHeader("content-type", file.contentType);
+          res.writeHeader("cache-control", "no-cache").end(file.body);
+        });
+    });
+    app.get(site.prefix, (res: HttpResponse) =>
+      write(res, { status: "302 Found", headers: [["location", `${site.prefix}/`]], body: null }),
     );
   }
 

@@ -218,6 +218,66 @@ test("one message from gateway 1 to gateway 2 is one trace: receive, produce, co
   );
 });
 
+test("a room message is one trace: receive, produce, the router's fanout, and each member's consume and deliver", async () => {
+  const claims = { claims: { rt_rooms: ["obs-*"] } };
+  const alice = await userOn(0, "ralice");
+  const bob = await userOn(1, "rbob");
+  const a = await connectUser(gw[0]!.url, await token(alice, claims));
+  const b = await connectUser(gw[1]!.url, await token(bob, claims));
+  clients.push(a.client, b.client);
+  const room = `obs-${t.prefix}`;
+  for (const [c, id] of [
+    [a.client, "ja"],
+    [b.client, "jb"],
+  ] as const) {
+    c.send({ op: "join", id, room });
+    assert.equal((await c.waitFor((f) => f.op === "ack" && f.id === id)).ok, true);
+  }
+  // A join is applied when its member gets the rt.joined event.
+  for (const c of [a.client, b.client]) await c.waitFor((f) => f.type === "rt.joined", 30_000);
+
+  const traceId = randomBytes(16).toString("hex");
+  a.client.send({
+    op: "send",
+    id: "rm1",
+    to: `room:${room}`,
+    type: "chat.message",
+    data: { text: "to the room" },
+    traceparent: `00-${traceId}-${randomBytes(8).toString("hex")}-01`,
+  });
+  assert.equal((await a.client.waitFor((f) => f.op === "ack" && f.id === "rm1")).ok, true);
+  for (const c of [a.client, b.client]) await c.waitFor((f) => f.op === "event" && f.id === "rm1", 30_000);
+  // receive, produce, fanout, and process + deliver for each of the two members.
+  const spans = await spansOf(traceId, 7);
+  const named = (name: string) => spans.filter((s) => s.name === name);
+  const [receive] = named("rt.ws.receive");
+  const [produce] = named(`send ${t.names.roomEvents}`);
+  const [fanout] = named(`fanout ${t.names.roomEvents}`);
+  assert.ok(receive !== undefined && produce !== undefined && fanout !== undefined, JSON.stringify(spans));
+  assert.equal(produce.parentSpanId, receive.spanId);
+  assert.equal(fanout.kind, KIND.CONSUMER);
+  assert.equal(fanout.parentSpanId, produce.spanId, "the fanout is a child of the room event's produce");
+  assert.ok(!["gw-1", "gw-2"].includes(fanout.instance), `exported by the router, not ${fanout.instance}`);
+  assert.equal(attr(fanout, "rt.room"), room);
+  assert.equal(attr(fanout, "rt.fanout.recipients"), 2);
+  const processes = named(`process ${t.names.deliveries}`);
+  assert.equal(processes.length, 2, "one consume per member's delivery record");
+  for (const p of processes)
+    assert.equal(p.parentSpanId, fanout.spanId, "the deliveries carry the fanout's context");
+  assert.deepEqual(processes.map((p) => p.instance).sort(), ["gw-1", "gw-2"]);
+  const delivers = named("rt.ws.deliver");
+  assert.deepEqual(delivers.map((d) => attr(d, "user.id")).sort(), [alice, bob].sort());
+  for (const d of delivers) assert.ok(processes.some((p) => p.spanId === d.parentSpanId));
+
+  // The router counts the fanout: two joins (each one rt.joined notice) and one message to two members.
+  const m = await scrape(router.url);
+  assert.equal(sum(m, "rt_room_fanout_events_total"), 3);
+  assert.equal(sum(m, "rt_room_fanout_deliveries_total"), 4);
+  assert.equal(sum(m, "rt_room_fanout_refused_total"), 0);
+  assert.ok(sum(m, "rt_room_fanout_transactions_total") >= 1);
+  assert.ok(sum(m, "rt_room_fanout_partitions_owned") >= 1);
+});
+
 test("log lines written inside a span carry its trace and span ids", async () => {
   assert.ok(traced !== null, "needs the trace test");
   const lines = (out: string) =>
