@@ -7,15 +7,18 @@
 import type { Kafka } from "../common/kafka/kafka.ts";
 import type { Logger } from "../common/log.ts";
 import { channelEventCodec, type ChannelEvent } from "../schemas/records.ts";
-import { eventFrameText } from "./delivery.ts";
+import { EventMessage, type FrameEncoding } from "./event-message.ts";
 import type { GatewayMetrics } from "./metrics.ts";
 import { channelTopic } from "./session.ts";
 
 export interface ChannelFeedOptions {
   readonly topic: string;
   readonly groupId: string;
-  /** Publishes `text` to the server topic; returns how many sockets it reached. */
-  readonly publish: (topic: string, text: string) => number;
+  /**
+   * Publishes a message to the server topic; returns how many sockets it reached. `message` is
+   * called only when the topic has subscribers.
+   */
+  readonly publish: (topic: string, message: () => string | Uint8Array) => number;
   readonly metrics: GatewayMetrics;
   readonly log: Logger;
 }
@@ -26,8 +29,8 @@ export interface ChannelFeed {
 }
 
 /** The event frame of a channel event: no cursor, live channels are not resumable. */
-export function channelEventText(e: ChannelEvent): string | null {
-  return eventFrameText({
+export function channelEventMessage(e: ChannelEvent): EventMessage | null {
+  return EventMessage.of({
     id: e.id,
     from: e.sender,
     to: `channel:${e.channel}`,
@@ -36,6 +39,8 @@ export function channelEventText(e: ChannelEvent): string | null {
     ts: e.ts,
   });
 }
+
+const ENCODINGS: readonly FrameEncoding[] = ["json", "avro"];
 
 export async function startChannelFeed(kafka: Kafka, opts: ChannelFeedOptions): Promise<ChannelFeed> {
   const { metrics, log } = opts;
@@ -52,8 +57,8 @@ export async function startChannelFeed(kafka: Kafka, opts: ChannelFeedOptions): 
       for (const record of batch.records) {
         if (record.value === null) continue;
         const decoded = channelEventCodec.tryDecode(record.value);
-        const text = decoded.ok ? channelEventText(decoded.value) : null;
-        if (!decoded.ok || text === null) {
+        const message = decoded.ok ? channelEventMessage(decoded.value) : null;
+        if (!decoded.ok || message === null) {
           metrics.undeliverable.add(decoded.ok ? "bad_json_data" : decoded.error.code);
           log.warn(
             { partition: record.partition, offset: record.offset },
@@ -62,7 +67,11 @@ export async function startChannelFeed(kafka: Kafka, opts: ChannelFeedOptions): 
           continue;
         }
         metrics.channelEvents += 1;
-        metrics.channelDeliveries += opts.publish(channelTopic(decoded.value.channel), text);
+        // Each encoding's sockets subscribe to their own server topic of the channel.
+        for (const encoding of ENCODINGS) {
+          const topic = channelTopic(decoded.value.channel, encoding);
+          metrics.channelDeliveries += opts.publish(topic, () => message.in(encoding));
+        }
       }
     },
     onCrash: (e) => log.error({ err: e }, "channel consumer stopped for good"),

@@ -16,6 +16,11 @@ export interface GatewayLimits {
   readonly maxBufferedBytes: number;
   readonly sendsPerSecond: number;
   readonly sendsBurst: number;
+  /** Writes (send, join, leave) per second of one user across their connections on this gateway. */
+  readonly userSendsPerSecond: number;
+  readonly userSendsBurst: number;
+  /** ping, pong, auth, subscribe and unsubscribe frames per second per connection (burst: twice that). */
+  readonly controlFramesPerSecond: number;
   readonly maxConnectionsPerUser: number;
   readonly maxConnections: number;
   /** Live channels one session may subscribe to (broadcast not counted). */
@@ -55,6 +60,11 @@ export interface GatewayConfig {
   readonly commitIntervalMs: number;
   /** How long a revocation read from the log keeps refusing older tokens on this gateway. */
   readonly revokeRememberMs: number;
+  /**
+   * How often Kafka is probed (deliveries topic metadata, also the probe's timeout, at least 1 s):
+   * not ready while it fails; restart when the topic was recreated (kafka-health.ts).
+   */
+  readonly kafkaProbeIntervalMs: number;
   readonly limits: GatewayLimits;
   readonly admission: AdmissionConfig;
 }
@@ -70,6 +80,10 @@ export function readGatewayConfig(env: Env): GatewayConfig {
     max: 300_000,
   });
   const sendsPerSecond = readInt(env, "RT_SENDS_PER_S", 50, { min: 1, max: 100_000 });
+  const userSendsPerSecond = readInt(env, "RT_USER_SENDS_PER_S", 2 * sendsPerSecond, {
+    min: 1,
+    max: 1_000_000,
+  });
   const limits: GatewayLimits = Object.freeze({
     maxFrameBytes: readInt(env, "RT_MAX_FRAME_BYTES", 64 * 1024, { min: 1024, max: 512 * 1024 }),
     maxDataDepth: readInt(env, "RT_MAX_DATA_DEPTH", 32, { min: 1, max: 256 }),
@@ -77,6 +91,9 @@ export function readGatewayConfig(env: Env): GatewayConfig {
     maxBufferedBytes: readInt(env, "RT_MAX_BUFFERED_BYTES", 1024 * 1024, { min: 16 * 1024, max: 1024 ** 3 }),
     sendsPerSecond,
     sendsBurst: readInt(env, "RT_SENDS_BURST", sendsPerSecond * 2, { min: 1, max: 1_000_000 }),
+    userSendsPerSecond,
+    userSendsBurst: readInt(env, "RT_USER_SENDS_BURST", userSendsPerSecond * 2, { min: 1, max: 1_000_000 }),
+    controlFramesPerSecond: readInt(env, "RT_CONTROL_FRAMES_PER_S", 10, { min: 1, max: 100_000 }),
     maxConnectionsPerUser: readInt(env, "RT_MAX_CONNECTIONS_PER_USER", 8, { min: 1, max: 10_000 }),
     maxConnections: readInt(env, "RT_MAX_CONNECTIONS", 100_000, { min: 1, max: 10_000_000 }),
     maxChannelsPerSession: readInt(env, "RT_MAX_CHANNELS_PER_SESSION", 64, { min: 1, max: 10_000 }),
@@ -114,6 +131,7 @@ export function readGatewayConfig(env: Env): GatewayConfig {
       min: 60_000,
       max: 30 * 24 * 3_600_000,
     }),
+    kafkaProbeIntervalMs: readInt(env, "RT_KAFKA_PROBE_INTERVAL_MS", 2_000, { min: 100, max: 60_000 }),
     limits,
     admission: readAdmissionConfig(env),
   };

@@ -10,6 +10,7 @@ import type { Logger } from "../common/log.ts";
 import { tryDecodeDelivery } from "../schemas/codec.ts";
 import type { Delivery } from "../schemas/codec.ts";
 import type { CatchUp } from "./catchup.ts";
+import { EventMessage } from "./event-message.ts";
 import type { DeliveryMode, GatewayMetrics } from "./metrics.ts";
 import type { Ownership } from "./ownership.ts";
 import type { Registry } from "./registry.ts";
@@ -72,7 +73,7 @@ export function deliverBatch(batch: Batch, deps: DeliveryDeps): BatchOutcome {
     let taken = 0;
     if (sockets !== undefined) {
       const applied = catchUp.applied(p);
-      let event: { text: string; ts: number } | null | undefined;
+      let event: { message: EventMessage; ts: number } | null | undefined;
       for (const session of sockets) {
         if (session.partition !== p || !session.accept(offset, applied)) continue;
         taken += 1;
@@ -80,10 +81,12 @@ export function deliverBatch(batch: Batch, deps: DeliveryDeps): BatchOutcome {
           traced = true;
           span = tracing.startProcess(record, deps.epoch, mode);
         }
-        event ??=
-          span === null
-            ? decodeEvent(record, session.user, deps)
-            : within(span, () => decodeEvent(record, session.user, deps));
+        // Decoded once for all of the recipient's sessions (null: undeliverable, counted once).
+        if (event === undefined)
+          event =
+            span === null
+              ? decodeEvent(record, session.user, deps)
+              : within(span, () => decodeEvent(record, session.user, deps));
         if (event === null) continue;
         if (deliverTo(session, event, record, mode, span, deps)) delivered += 1;
       }
@@ -136,12 +139,12 @@ function decodeEvent(
   record: InRecord,
   user: string | null,
   deps: DeliveryDeps,
-): { text: string; ts: number } | null {
+): { message: EventMessage; ts: number } | null {
   const decoded = tryDecodeDelivery(record.value!);
   // A producer that keyed a record by someone else than its recipient must not leak it.
   const mine = decoded.ok && decoded.delivery.recipient === user;
-  const text = mine ? eventText(decoded.delivery, cursorOf(deps, record)) : null;
-  if (text !== null && decoded.ok) return { text, ts: decoded.delivery.ts };
+  const message = mine ? eventMessage(decoded.delivery, cursorOf(deps, record)) : null;
+  if (message !== null && decoded.ok) return { message, ts: decoded.delivery.ts };
   const code = decoded.ok ? (mine ? "bad_json_data" : "key_mismatch") : decoded.error.code;
   deps.metrics.undeliverable.add(code);
   deps.log.warn({ partition: record.partition, offset: record.offset, code }, "undeliverable record skipped");
@@ -151,7 +154,7 @@ function decodeEvent(
 /** One socket write, inside its `rt.ws.deliver` span when the record is traced. */
 function deliverTo(
   session: Session,
-  event: { text: string; ts: number },
+  event: { message: EventMessage; ts: number },
   record: InRecord,
   mode: DeliveryMode,
   process: Span | null,
@@ -159,14 +162,14 @@ function deliverTo(
 ): boolean {
   const traced = process !== null && process.isRecording();
   if (!traced && !deps.log.isLevelEnabled("debug")) {
-    const ok = session.writeText(event.text);
+    const ok = session.writeEvent(event.message);
     if (ok) deps.metrics.delivered(event.ts, Date.now(), mode);
     return ok;
   }
   const cursor = cursorOf(deps, record);
   const span = traced ? deps.tracing.startDeliver(process, session.id, session.user ?? "", cursor) : null;
   return within(span, () => {
-    const ok = session.writeText(event.text);
+    const ok = session.writeEvent(event.message);
     if (ok) deps.metrics.delivered(event.ts, Date.now(), mode);
     span?.setAttribute("rt.delivery.ok", ok);
     span?.end();
@@ -176,34 +179,7 @@ function deliverTo(
 }
 
 /** The event frame, built once per record for all of the recipient's sockets. */
-export function eventText(d: Delivery, cursor: string): string | null {
+export function eventMessage(d: Delivery, cursor: string): EventMessage | null {
   const to = d.room === null ? `user:${d.recipient}` : `room:${d.room}`;
-  return eventFrameText({ cursor, id: d.id, from: d.sender, to, type: d.type, data: d.data, ts: d.ts });
-}
-
-/**
- * An event frame from its fields, `data` spliced in as the JSON text it already is (no parse and
- * re-serialize per record). Null when `data` is not JSON: backends may produce directly. No
- * cursor: a live channel event.
- */
-export function eventFrameText(e: {
-  cursor?: string;
-  id: string;
-  from: string;
-  to: string;
-  type: string;
-  data: string;
-  ts: number;
-}): string | null {
-  try {
-    JSON.parse(e.data);
-  } catch {
-    return null;
-  }
-  const cursor = e.cursor === undefined ? "" : `"cursor":${JSON.stringify(e.cursor)},`;
-  return (
-    `{"op":"event",${cursor}"id":${JSON.stringify(e.id)},` +
-    `"from":${JSON.stringify(e.from)},"to":${JSON.stringify(e.to)},"type":${JSON.stringify(e.type)},` +
-    `"data":${e.data},"ts":${e.ts}}`
-  );
+  return EventMessage.of({ cursor, id: d.id, from: d.sender, to, type: d.type, data: d.data, ts: d.ts });
 }

@@ -5,23 +5,26 @@
  */
 import { checkGatewayCluster } from "../common/kafka/cluster-check.ts";
 import { ensureTopics } from "../common/kafka/ensure-topics.ts";
-import { KafkaError } from "../common/kafka/errors.ts";
+import { KafkaError, kafkaUnavailable } from "../common/kafka/errors.ts";
 import { createKafka } from "../common/kafka/kafkajs.ts";
 import { stickyAssigner } from "../common/kafka/sticky-assigner.ts";
 import type { Logger } from "../common/log.ts";
 import type { Telemetry } from "../common/telemetry.ts";
 import { topicSpecs } from "../schemas/topics.ts";
 import { epochOf } from "../schemas/cursor.ts";
+import { readTopicIdentity, type TopicIdentity } from "../common/kafka/topic-identity.ts";
 import { createVerifier, type AuthConfig } from "./auth.ts";
 import type { GatewayConfig } from "./config.ts";
 import { CatchUp } from "./catchup.ts";
 import { deliverBatch } from "./delivery.ts";
 import { LogBounds } from "./log-bounds.ts";
+import { KafkaHealth } from "./kafka-health.ts";
 import { GatewayMetrics, type GatewayGauges } from "./metrics.ts";
 import { Ownership } from "./ownership.ts";
 import { Registry } from "./registry.ts";
 import { Revocations } from "./revocations.ts";
 import { RoomRates } from "./room-rates.ts";
+import { UserRates } from "./user-rates.ts";
 import { startChannelFeed } from "./channel-feed.ts";
 import { createSendBatcher } from "./send-batcher.ts";
 import { startServer } from "./server.ts";
@@ -34,6 +37,40 @@ export interface Gateway {
   readonly port: number;
   /** Drains: refuses new work, settles pending sends, closes sockets with "restart", leaves the group. */
   stop(): Promise<void>;
+  /**
+   * Resolves (once) with why, when the deliveries topic turns out to have been deleted and created
+   * again, or repartitioned: everything this gateway holds is about the old log. The process then
+   * stops this gateway and starts a new one on the same port (main.ts). Never resolves otherwise.
+   */
+  readonly replaced: Promise<string>;
+}
+
+/**
+ * Metrics outlive one gateway in a process (a gateway restarted after its topic was recreated
+ * keeps counting on the same instruments): one set per meter, whose gauges read the current one.
+ */
+const metricsByMeter = new WeakMap<
+  object,
+  { metrics: GatewayMetrics; gauges: { current: GatewayGauges | null } }
+>();
+
+/**
+ * The deliveries topic's identity, read right after ensureTopics: a topic created a moment ago may
+ * not be in the metadata of the broker asked yet.
+ */
+async function initialIdentity(
+  brokers: readonly string[],
+  topic: string,
+  timeoutMs: number,
+): Promise<TopicIdentity> {
+  const deadline = Date.now() + 30_000;
+  for (;;) {
+    const r = await readTopicIdentity(brokers, topic, { timeoutMs, clientId: "rt-gateway-probe" });
+    if (r.exists) return r.identity;
+    if (Date.now() > deadline)
+      throw kafkaUnavailable(`topic ${topic} is not in the metadata 30 s after it was ensured`);
+    await new Promise((done) => setTimeout(done, 200));
+  }
 }
 
 export { epochOf } from "../schemas/cursor.ts";
@@ -44,11 +81,37 @@ export async function startGateway(
   log: Logger,
   telemetry: Telemetry,
 ): Promise<Gateway> {
+  // What a start that fails half way has opened, closed again in reverse: a gateway restarted in
+  // its process (main.ts) may take several attempts.
+  const opened: (() => unknown)[] = [];
+  try {
+    return await start(config, auth, log, telemetry, opened);
+  } catch (e) {
+    for (const close of opened.reverse()) {
+      try {
+        await close();
+      } catch {
+        // Closing what a failed start opened: the start's own error is the one to report.
+      }
+    }
+    throw e;
+  }
+}
+
+async function start(
+  config: GatewayConfig,
+  auth: AuthConfig,
+  log: Logger,
+  telemetry: Telemetry,
+  opened: (() => unknown)[],
+): Promise<Gateway> {
   const uws = loadNativeUws();
   const verifier = createVerifier(auth);
+  opened.push(() => verifier.close());
   const topic = config.topics.names.deliveries;
   const kafka = createKafka({ brokers: config.kafka.brokers, clientId: config.kafka.clientId, logger: log });
   const admin = await kafka.admin();
+  opened.push(() => admin.close());
   const outcomes = await ensureTopics(admin, topicSpecs(config.topics));
   await checkGatewayCluster(admin, config, log);
   // The topics' real partition counts (an existing topic may differ from the configured count).
@@ -59,17 +122,52 @@ export async function startGateway(
   const roomPartitionCount = countOf(names.roomEvents, config.topics.roomPartitions);
   const channelPartitionCount = countOf(names.channels, config.topics.channelsPartitions);
   const revocations = new Revocations(config.revokeRememberMs, 1_000_000);
-  const epoch = epochOf(partitionCount);
+  const probeTimeoutMs = Math.max(1_000, config.kafkaProbeIntervalMs);
+  // Users are placed by the count read above: the epoch names it, and a probe that sees another
+  // count (the topic changed while this gateway started) restarts the gateway.
+  const identity = {
+    ...(await initialIdentity(config.kafka.brokers, topic, probeTimeoutMs)),
+    partitions: partitionCount,
+  };
+  const epoch = epochOf(partitionCount, identity.topicId);
   const producer = await kafka.producer();
-  // Filled in below, once what the gauges read exists.
-  let gauges: GatewayGauges | null = null;
-  const metrics = new GatewayMetrics(telemetry.meter, topic, config.groupId, {
-    connections: () => gauges?.connections() ?? { open: 0, live: 0 },
-    users: () => gauges?.users() ?? 0,
-    ownedPartitions: () => gauges?.ownedPartitions() ?? 0,
-    lag: () => gauges?.lag() ?? [],
-    sendQueue: () => gauges?.sendQueue() ?? { queued: 0, inFlight: 0 },
-    catchUp: () => gauges?.catchUp() ?? { scans: 0 },
+  opened.push(() => producer.close());
+  let shared = metricsByMeter.get(telemetry.meter);
+  if (shared === undefined) {
+    // The gauges are filled in below, once what they read exists.
+    const g: { current: GatewayGauges | null } = { current: null };
+    const metrics = new GatewayMetrics(telemetry.meter, topic, config.groupId, {
+      connections: () => g.current?.connections() ?? { open: 0, live: 0 },
+      users: () => g.current?.users() ?? 0,
+      ownedPartitions: () => g.current?.ownedPartitions() ?? 0,
+      lag: () => g.current?.lag() ?? [],
+      sendQueue: () => g.current?.sendQueue() ?? { queued: 0, inFlight: 0 },
+      catchUp: () => g.current?.catchUp() ?? { scans: 0 },
+    });
+    shared = { metrics, gauges: g };
+    metricsByMeter.set(telemetry.meter, shared);
+  }
+  const { metrics } = shared;
+  const gaugeSlot = shared.gauges;
+  let onReplaced: (reason: string) => void = () => {};
+  const replaced = new Promise<string>((done) => (onReplaced = done));
+  let topicReplaced = false;
+  const health = new KafkaHealth({
+    topic,
+    initial: identity,
+    intervalMs: config.kafkaProbeIntervalMs,
+    probe: () =>
+      readTopicIdentity(config.kafka.brokers, topic, {
+        timeoutMs: probeTimeoutMs,
+        clientId: "rt-gateway-probe",
+      }),
+    onReplaced: (reason) => {
+      // From now on nothing this gateway knows about positions may reach the group's commits.
+      topicReplaced = true;
+      log.warn({ reason, epoch }, "the deliveries topic was replaced: restarting the gateway");
+      onReplaced(reason);
+    },
+    log: log.child({ component: "kafka-health" }),
   });
   const tracing = new GatewayTracing(
     telemetry.tracer,
@@ -96,7 +194,7 @@ export async function startGateway(
     maxBatchBytes: config.produceMaxBatchBytes,
     timeoutMs: config.sendTimeoutMs,
   });
-  const ownership = new Ownership(admin, config.groupId, topic, log.child({ component: "ownership" }));
+  const ownership = new Ownership(admin, config.groupId, topic, log.child({ component: "ownership" }), epoch);
   const registry = new Registry<Session>(config.limits.maxConnectionsPerUser);
   let draining = false;
   let consumerFailed: Error | null = null;
@@ -125,6 +223,7 @@ export async function startGateway(
     },
     revocations,
     roomRates: new RoomRates(config.limits.roomSendsPerSecond),
+    userRates: new UserRates(config.limits.userSendsPerSecond, config.limits.userSendsBurst),
     epoch,
     log,
     draining: () => draining,
@@ -137,7 +236,6 @@ export async function startGateway(
     metricsText: () => telemetry.metricsText(),
     sessionDeps: () => sessionDeps,
     draining: () => draining,
-    connectionCount: () => registry.connections,
     stats: () => ({
       connections: registry.connections,
       users: registry.userCount,
@@ -150,10 +248,13 @@ export async function startGateway(
     notReadyReason: () => {
       if (draining) return "draining";
       if (consumerFailed !== null) return `kafka consumer stopped: ${consumerFailed.message}`;
+      if (health.notReadyReason !== null) return health.notReadyReason;
       if (ownership.owned.size === 0) return "owns no partitions of the deliveries topic";
       return null;
     },
   });
+  opened.push(() => server.stopListening());
+
   const url = config.publicUrl.replace("{port}", String(server.port));
   const consumer = kafka.consumer({
     groupId: config.groupId,
@@ -167,7 +268,7 @@ export async function startGateway(
     autoCommit: false,
   });
   seek = (p, offset) => consumer.seek(topic, p, String(offset));
-  gauges = {
+  gaugeSlot.current = {
     connections: () => ({ open: server.connections(), live: registry.connections }),
     users: () => registry.userCount,
     ownedPartitions: () => ownership.owned.size,
@@ -196,6 +297,7 @@ export async function startGateway(
     tracing,
     revocations,
   };
+  opened.push(() => consumer.close());
   await consumer.run({
     eachBatch: async (batch) => {
       if (ownership.owns(batch.partition)) highWatermarks.set(batch.partition, BigInt(batch.highWatermark));
@@ -203,6 +305,13 @@ export async function startGateway(
       counters.recordsRead += r.records;
       counters.eventsDelivered += r.delivered;
       counters.undecodable += r.undecodable;
+    },
+    // Batches of only transaction markers (room fanout writes in transactions) or aborted
+    // records never reach eachBatch: they are read all the same, or lag never gets to 0.
+    onBatchEnd: (_topic, p, lastOffset, highWatermark) => {
+      if (!ownership.owns(p)) return;
+      ownership.advance(p, BigInt(lastOffset));
+      highWatermarks.set(p, BigInt(highWatermark));
     },
     onAssignment: (assignment) => {
       const { gained, lost } = ownership.assign(assignment[topic] ?? []);
@@ -227,7 +336,7 @@ export async function startGateway(
   const channelFeed = await startChannelFeed(kafka, {
     topic: names.channels,
     groupId: `${config.groupId}.channels.${config.nodeId}.${Date.now().toString(36)}`,
-    publish: (t, text) => server.publish(t, text),
+    publish: (t, message) => server.publish(t, message),
     metrics,
     log: log.child({ component: "channels" }),
   });
@@ -235,14 +344,16 @@ export async function startGateway(
     { url, port: server.port, partitions: partitionCount, group: config.groupId },
     "gateway listening",
   );
+  health.start();
 
   const committed = new Map<number, bigint>();
   const commitProgress = async () => {
+    if (topicReplaced) return;
     for (const p of ownership.owned) {
       const position = ownership.position(p);
       if (position === undefined || position < 0n || position <= (committed.get(p) ?? -1n)) continue;
       try {
-        await consumer.commit(topic, p, String(position + 1n));
+        await consumer.commit(topic, p, String(position + 1n), epoch);
         committed.set(p, position);
       } catch (e) {
         log.debug({ err: e, partition: p }, "commit skipped");
@@ -258,6 +369,7 @@ export async function startGateway(
   let stopping: Promise<void> | null = null;
   const drain = async () => {
     draining = true;
+    health.close();
     server.stopListening();
     // Sends already accepted are settled (acked or failed) before their sockets close.
     await batcher.close();
@@ -280,5 +392,6 @@ export async function startGateway(
     url,
     port: server.port,
     stop: () => (stopping ??= drain()),
+    replaced,
   };
 }

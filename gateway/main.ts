@@ -1,6 +1,8 @@
 /**
  * `npm run gateway`: one gateway process. Reads the environment once, fails fast on a bad
- * variable, drains on SIGTERM/SIGINT within RT_SHUTDOWN_GRACE_MS.
+ * variable, drains on SIGTERM/SIGINT within RT_SHUTDOWN_GRACE_MS. When the deliveries topic is
+ * deleted and created again (or repartitioned) under it, the gateway drains and a new one starts
+ * in the same process, on the same port, with the new epoch.
  */
 import { stopOnSignals } from "../common/shutdown.ts";
 import { ConfigError } from "../common/env.ts";
@@ -26,16 +28,58 @@ async function main(): Promise<void> {
   const telemetry = startTelemetry(telemetryConfig);
   const log = createLogger({ service: "gateway", level: config.logLevel }).child({ node: config.nodeId });
   log.info(telemetryConfig.describe);
-  const gateway = await startGateway(config, auth, log, telemetry);
+  let gateway = await startGateway(config, auth, log, telemetry);
+  let stopping = false;
   // Machine-readable line for supervisors and tests.
   console.log(
     JSON.stringify({ event: "gateway_ready", url: gateway.url, port: gateway.port, node: config.nodeId }),
   );
+  let restarted: Promise<void> = Promise.resolve();
   stopOnSignals({
     log,
     graceMs: config.shutdownGraceMs,
-    stop: () => gateway.stop().then(() => telemetry.shutdown()),
+    stop: async () => {
+      stopping = true;
+      await restarted;
+      await gateway.stop();
+      await telemetry.shutdown();
+    },
   });
+  // The same port, so clients and the router find the gateway where it was.
+  const again = { ...config, port: gateway.port };
+  for (;;) {
+    const reason = await gateway.replaced;
+    if (stopping) return;
+    restarted = (async () => {
+      // Bounded like a shutdown: a drain that hangs on the old log ends the process instead,
+      // for its supervisor to start again.
+      let timer: NodeJS.Timeout | undefined;
+      const drained = await Promise.race([
+        gateway.stop().then(() => true),
+        new Promise<boolean>((done) => (timer = setTimeout(() => done(false), config.shutdownGraceMs))),
+      ]);
+      clearTimeout(timer);
+      if (!drained) {
+        log.error(
+          { graceMs: config.shutdownGraceMs },
+          "draining for a restart did not finish in time; exiting",
+        );
+        process.exit(1);
+      }
+      for (let attempt = 0; !stopping; attempt++) {
+        try {
+          gateway = await startGateway(again, auth, log, telemetry);
+          log.info({ reason, url: gateway.url }, "gateway restarted on the new deliveries topic");
+          return;
+        } catch (e) {
+          log.warn({ err: e, attempt }, "restarting the gateway failed; retrying");
+          await new Promise((done) => setTimeout(done, Math.min(5_000, 250 * 2 ** attempt)));
+        }
+      }
+    })();
+    await restarted;
+    if (stopping) return;
+  }
 }
 
 main().catch((e: unknown) => {

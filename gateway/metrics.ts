@@ -6,6 +6,7 @@
  * one map lookup) that observable instruments read at scrape time; only the latency histograms
  * are recorded per event, with attribute objects built once.
  */
+import { getHeapSpaceStatistics } from "node:v8";
 import type { Attributes, Histogram, Meter } from "@opentelemetry/api";
 import { Counts } from "../common/telemetry.ts";
 import { CLOSE_CODES } from "../schemas/close-codes.ts";
@@ -195,6 +196,29 @@ export class GatewayMetrics {
         const q = gauges.sendQueue();
         r.observe(q.queued, queued);
         r.observe(q.inFlight, inFlight);
+      });
+    // The process's own memory, so memory per connection can be read from /metrics alone.
+    meter
+      .createObservableGauge("process.memory.usage", {
+        description: "Resident set size of the gateway process",
+        unit: "By",
+      })
+      .addCallback((r) => r.observe(process.memoryUsage.rss()));
+    const spaces = new Map<string, Attributes>();
+    meter
+      .createObservableGauge("v8js.memory.heap.used", {
+        description: "V8 heap in use (live objects and garbage not yet collected), by heap space",
+        unit: "By",
+      })
+      .addCallback((r) => {
+        for (const s of getHeapSpaceStatistics()) {
+          let a = spaces.get(s.space_name);
+          if (a === undefined) {
+            a = { "v8js.heap.space.name": s.space_name };
+            spaces.set(s.space_name, a);
+          }
+          r.observe(s.space_used_size, a);
+        }
       });
     const lagAttributes = new Map<number, Attributes>();
     meter

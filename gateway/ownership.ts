@@ -29,6 +29,8 @@ export class Ownership {
     private readonly groupId: string,
     private readonly topic: string,
     private readonly log: Logger,
+    /** The deliveries log's epoch: offsets committed under another one belong to an older log. */
+    private readonly epoch: string,
   ) {}
 
   get owned(): ReadonlySet<number> {
@@ -61,7 +63,9 @@ export class Ownership {
 
   /**
    * Where live delivery of a partition starts: the group's committed offset (where the
-   * consumer resumes) or, with none, the end of the log (where a new group starts).
+   * consumer resumes) or, with none, the end of the log (where a new group starts). A commit
+   * made under another epoch (the gateway commits with its epoch as metadata) is from a topic
+   * that was deleted and created again: it counts as none.
    */
   async #initPositions(partitions: readonly number[]): Promise<void> {
     try {
@@ -71,7 +75,10 @@ export class Ownership {
       ]);
       for (const p of partitions) {
         if (this.#position.has(p) || !this.#owned.has(p)) continue;
-        const c = committed.find((x) => x.partition === p)?.offset ?? "-1";
+        const mine = committed.find((x) => x.partition === p);
+        // No metadata ("" or null): a commit from before epochs were recorded, taken as is.
+        const foreign = mine?.metadata !== undefined && mine.metadata !== null && mine.metadata !== "";
+        const c = mine === undefined || (foreign && mine.metadata !== this.epoch) ? "-1" : mine.offset;
         const next = BigInt(c) >= 0n ? BigInt(c) : BigInt(ends.find((x) => x.partition === p)?.high ?? "0");
         this.#position.set(p, next - 1n);
       }

@@ -9,23 +9,79 @@ import type { HttpRequest, HttpResponse, TemplatedApp, WebSocket } from "uWebSoc
 import type { Logger } from "../common/log.ts";
 import { PROMETHEUS_CONTENT_TYPE } from "../common/telemetry.ts";
 import { parseCursor } from "../schemas/cursor.ts";
+import { AVRO_SUBPROTOCOL } from "../schemas/frame-codec.ts";
 import type { Verifier } from "./auth.ts";
 import type { GatewayConfig } from "./config.ts";
 import type { GatewayMetrics } from "./metrics.ts";
 import { clientKey, ConnectionCounter, originAllowed, PendingSockets } from "./admission.ts";
-import { Session, type PreAuth, type SessionDeps } from "./session.ts";
+import type { FrameEncoding } from "./event-message.ts";
+import { Session, type PreAuth, type SessionDeps, type Socket } from "./session.ts";
 import { listen, serveMetrics, type UwsModule } from "./uws.ts";
 
 export const WS_PATH = "/v1/ws";
-/** Subprotocols this gateway speaks; a client offering none gets JSON. */
-export const SUBPROTOCOLS = ["rt.v1.json"] as const;
+/**
+ * Subprotocols this gateway speaks (docs/PROTOCOL.md): JSON text frames, or the same frames
+ * Avro-encoded in binary messages. A client offering none gets JSON; one offering several gets
+ * the first of its list that is spoken here.
+ */
+export const SUBPROTOCOLS = ["rt.v1.json", AVRO_SUBPROTOCOL] as const;
 
+/** A socket's own state: uWS's user data (uWS copies its own properties; it keeps no prototype). */
 interface SocketData {
+  encoding: FrameEncoding;
   preAuth: PreAuth | null;
   session: Session | null;
   closed: boolean;
-  /** Uncounts the socket from its client address's connections. Safe to call twice. */
-  release: () => void;
+  /** The client key the socket is counted under (admission.ts); null once uncounted. */
+  client: string | null;
+}
+
+/**
+ * A session's transport over one uWS socket. A class rather than an object of closures: the
+ * gateway holds one per connection, and what each costs is the memory of an idle connection.
+ */
+class UwsSocket implements Socket {
+  constructor(
+    private readonly ws: WebSocket<SocketData>,
+    private readonly data: SocketData,
+    private readonly shared: { readonly maxBuffered: number; readonly log: Logger },
+  ) {}
+
+  get encoding(): FrameEncoding {
+    return this.data.encoding;
+  }
+
+  send(message: string | Uint8Array): boolean {
+    const { ws, data, shared } = this;
+    if (data.closed) return false;
+    const status = ws.send(message, typeof message !== "string");
+    const buffered = ws.getBufferedAmount();
+    if (buffered > shared.maxBuffered) {
+      // The log is the client's buffer: close it, it resumes from its cursor.
+      const session = data.session;
+      shared.log.warn(
+        { conn: session?.id, user: session?.user, buffered, cap: shared.maxBuffered },
+        "closing slow consumer",
+      );
+      session?.close("slow");
+      return false;
+    }
+    return status !== 2;
+  }
+
+  close(code: number, reason: string): void {
+    if (this.data.closed) return;
+    this.data.closed = true;
+    this.ws.end(code, reason);
+  }
+
+  subscribe(topic: string): void {
+    if (!this.data.closed) this.ws.subscribe(topic);
+  }
+
+  unsubscribe(topic: string): void {
+    if (!this.data.closed) this.ws.unsubscribe(topic);
+  }
 }
 
 export interface ServerHooks {
@@ -39,7 +95,6 @@ export interface ServerHooks {
   /** null when ready; otherwise why not. */
   readonly notReadyReason: () => string | null;
   readonly draining: () => boolean;
-  readonly connectionCount: () => number;
   /** Counters for /v1/stats. */
   readonly stats: () => Record<string, unknown>;
 }
@@ -53,15 +108,18 @@ export interface Server {
   /** Open WebSockets, welcomed or not. */
   connections(): number;
   /**
-   * Sends `text` to every socket subscribed to `topic` (uWS's native publish: one copy per
-   * socket, skipped for sockets past the backpressure cap). Returns the subscriber count.
+   * Sends a message to every socket subscribed to `topic` (uWS's native publish: one copy per
+   * socket, skipped for sockets past the backpressure cap); `message` is called only when there
+   * are subscribers. A string goes as a text message, bytes as a binary one. Returns the
+   * subscriber count.
    */
-  publish(topic: string, text: string): number;
+  publish(topic: string, message: () => string | Uint8Array): number;
 }
 
-function json(res: HttpResponse, status: string, body: unknown): void {
+/** `close`: end the connection after this answer (keep-alive would pin a client to a drained app). */
+function json(res: HttpResponse, status: string, body: unknown, close = false): void {
   res.cork(() => {
-    res.writeStatus(status).writeHeader("content-type", "application/json").end(JSON.stringify(body));
+    res.writeStatus(status).writeHeader("content-type", "application/json").end(JSON.stringify(body), close);
   });
 }
 
@@ -75,17 +133,26 @@ export async function startServer(uws: UwsModule, hooks: ServerHooks): Promise<S
   const unauthenticated = new PendingSockets<Session>((s) => !s.live);
   let verifying = 0;
   const maxBuffered = config.limits.maxBufferedBytes;
+  const socketShared = { maxBuffered, log };
   // uWS pings a socket after `idleTimeout - min(idleTimeout / 2, 16)` seconds of silence and
   // drops it when the rest passes without a reply: choose idleTimeout so the first ping comes
   // after one ping interval and a dead socket goes within two.
   const pingS = Math.round(config.pingIntervalMs / 1000);
   const idleTimeoutS = pingS <= 16 ? 2 * pingS : pingS + 16;
 
-  app.get("/healthz", (res) => json(res, "200 OK", { status: "ok", node: config.nodeId }));
+  // A draining gateway closes health-check connections: its process may start a new gateway on
+  // the same port (after its deliveries topic was recreated), which kept-alive probes must reach.
+  app.get("/healthz", (res) => json(res, "200 OK", { status: "ok", node: config.nodeId }, hooks.draining()));
   app.get("/readyz", (res) => {
     const reason = hooks.notReadyReason();
     if (reason === null) json(res, "200 OK", { status: "ready", node: config.nodeId });
-    else json(res, "503 Service Unavailable", { status: "not_ready", reason, node: config.nodeId });
+    else
+      json(
+        res,
+        "503 Service Unavailable",
+        { status: "not_ready", reason, node: config.nodeId },
+        hooks.draining(),
+      );
   });
 
   app.get("/v1/stats", (res) =>
@@ -187,7 +254,13 @@ export async function startServer(uws: UwsModule, hooks: ServerHooks): Promise<S
       const upgrade = (preAuth: PreAuth | null) =>
         res.cork(() => {
           res.upgrade<SocketData>(
-            { preAuth, session: null, closed: false, release },
+            {
+              encoding: protocol === AVRO_SUBPROTOCOL ? "avro" : "json",
+              preAuth,
+              session: null,
+              closed: false,
+              client,
+            },
             key,
             protocol,
             extensions,
@@ -246,38 +319,9 @@ export async function startServer(uws: UwsModule, hooks: ServerHooks): Promise<S
     },
     open: (ws: WebSocket<SocketData>) => {
       const data = ws.getUserData();
-      const session: Session = new Session(
-        {
-          send(text) {
-            if (data.closed) return false;
-            const status = ws.send(text, false);
-            const buffered = ws.getBufferedAmount();
-            if (buffered > maxBuffered) {
-              // The log is the client's buffer: close it, it resumes from its cursor.
-              log.warn(
-                { conn: session.id, user: session.user, buffered, cap: maxBuffered },
-                "closing slow consumer",
-              );
-              session.close("slow");
-              return false;
-            }
-            return status !== 2;
-          },
-          close(code, reason) {
-            if (data.closed) return;
-            data.closed = true;
-            ws.end(code, reason);
-          },
-          subscribe(topic) {
-            if (!data.closed) ws.subscribe(topic);
-          },
-          unsubscribe(topic) {
-            if (!data.closed) ws.unsubscribe(topic);
-          },
-        },
-        hooks.sessionDeps(),
-        data.preAuth,
-      );
+      const session = new Session(new UwsSocket(ws, data, socketShared), hooks.sessionDeps(), data.preAuth);
+      // The session has what it needs from the pre-authentication; do not keep the claims twice.
+      data.preAuth = null;
       data.session = session;
       open.add(session);
       unauthenticated.add(session);
@@ -286,13 +330,17 @@ export async function startServer(uws: UwsModule, hooks: ServerHooks): Promise<S
     message: (ws: WebSocket<SocketData>, message: ArrayBuffer, isBinary: boolean) => {
       const session = ws.getUserData().session;
       if (session === null) return;
-      if (isBinary) session.onBinary();
+      // The view dies with this callback; the session decodes it synchronously.
+      if (isBinary) session.onBinary(new Uint8Array(message));
       else session.onText(Buffer.from(message).toString("utf8"), message.byteLength);
     },
     close: (ws: WebSocket<SocketData>) => {
       const data = ws.getUserData();
       data.closed = true;
-      data.release();
+      if (data.client !== null) {
+        perClient.remove(data.client);
+        data.client = null;
+      }
       if (data.session !== null) {
         open.delete(data.session);
         unauthenticated.delete(data.session);
@@ -311,9 +359,12 @@ export async function startServer(uws: UwsModule, hooks: ServerHooks): Promise<S
     stopListening: () => listening.close(),
     sessions: () => open,
     connections: () => open.size,
-    publish: (topic, text) => {
+    publish: (topic, message) => {
       const n = app.numSubscribers(topic);
-      if (n > 0) app.publish(topic, text, false);
+      if (n > 0) {
+        const m = message();
+        app.publish(topic, m, typeof m !== "string");
+      }
       return n;
     },
   };

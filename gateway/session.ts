@@ -15,6 +15,7 @@ import {
   decodeClientFrame,
   encodeServerFrame,
   type ClientFrame,
+  type DecodeFrameResult,
   type FrameLimits,
   type JoinFrame,
   type LeaveFrame,
@@ -23,35 +24,52 @@ import {
   type SubscribeFrame,
   type UnsubscribeFrame,
 } from "../schemas/frames.ts";
+import {
+  AVRO_SUBPROTOCOL,
+  decodeClientFrameAvro,
+  encodeServerFrameAvro,
+  readAvroFrameId,
+} from "../schemas/frame-codec.ts";
 import { partitionForKey } from "../schemas/partition.ts";
 import { BROADCAST_CHANNEL, isMessageId, parseTarget, type Target } from "../schemas/targets.ts";
 import { parseCursor } from "../schemas/cursor.ts";
 import type { Verifier } from "./auth.ts";
 import type { CatchUp } from "./catchup.ts";
+import type { EventMessage, FrameEncoding } from "./event-message.ts";
 import type { LogBounds } from "./log-bounds.ts";
 import type { GatewayMetrics } from "./metrics.ts";
 import { planResume } from "./resume.ts";
 import type { GatewayConfig } from "./config.ts";
 import type { Ownership } from "./ownership.ts";
+import { Deadlines } from "./deadlines.ts";
 import { createTokenBucket, type TokenBucket } from "./rate-limit.ts";
 import type { Registry } from "./registry.ts";
 import type { Revocations } from "./revocations.ts";
 import type { RoomRates } from "./room-rates.ts";
 import type { SendBatcher } from "./send-batcher.ts";
+import type { UserRates } from "./user-rates.ts";
 import { inContext, type GatewayTracing, type SendTrace } from "./tracing.ts";
 
-/** The transport under a session. `send` reports false when the socket is gone. */
+/**
+ * The transport under a session. `send` reports false when the socket is gone; a string goes as
+ * a text message, bytes as a binary one.
+ */
 export interface Socket {
-  send(text: string): boolean;
+  /** The subprotocol's frame encoding, chosen at the upgrade. */
+  readonly encoding: FrameEncoding;
+  send(message: string | Uint8Array): boolean;
   close(code: number, reason: string): void;
   /** Adds the socket to a publish topic of the server (see channelTopic). */
   subscribe(topic: string): void;
   unsubscribe(topic: string): void;
 }
 
-/** The server's publish topic of a live channel; `*` (broadcast) is every live session's. */
-export function channelTopic(channel: string): string {
-  return `c:${channel}`;
+/**
+ * The server's publish topic of a live channel for the sockets of one encoding; `*` (broadcast)
+ * is every live session's.
+ */
+export function channelTopic(channel: string, encoding: FrameEncoding): string {
+  return `${encoding === "avro" ? "b" : "c"}:${channel}`;
 }
 
 export interface SessionDeps {
@@ -65,6 +83,8 @@ export interface SessionDeps {
   readonly partitionCounts: PartitionCounts;
   readonly revocations: Revocations;
   readonly roomRates: RoomRates;
+  /** Writes per user across the user's sessions on this gateway. */
+  readonly userRates: UserRates;
   readonly epoch: string;
   readonly log: Logger;
   readonly draining: () => boolean;
@@ -85,7 +105,12 @@ export interface PreAuth {
 
 type State = "hello" | "authenticating" | "live" | "closed";
 
-const MAX_TIMER_MS = 2 ** 31 - 1;
+/**
+ * Every live session's token expiry, on one shared timer (deadlines.ts) rather than a Node timer
+ * each: an idle connection's memory counts. Sessions close up to a second after their token expires.
+ */
+const expiries = new Deadlines<Session>((session) => session.expire());
+const frameLimitsOf = new WeakMap<object, FrameLimits>();
 
 export class Session {
   readonly id = randomBytes(6).toString("base64url");
@@ -94,8 +119,8 @@ export class Session {
   #grants: Grants = NO_GRANTS;
   /** The token's `iat` in ms (0 without one): a revocation after it ends the session. */
   #issuedAtMs = 0;
-  /** Live channels this session subscribed to (broadcast excluded). */
-  readonly #channels = new Set<string>();
+  /** Live channels this session subscribed to (broadcast excluded); null until the first. */
+  #channels: Set<string> | null = null;
   #partition = -1;
   /** Offset of the last event this session has (or needs nothing at or below). */
   #lastOffset = -1n;
@@ -103,32 +128,72 @@ export class Session {
   #waitSeek = 0;
   #resumeTimer: NodeJS.Timeout | null = null;
   #helloTimer: NodeJS.Timeout | null;
-  #expiryTimer: NodeJS.Timeout | null = null;
-  readonly #bucket: TokenBucket;
+  /** The token's expiry, and its key in `expiries` (0: none armed). */
+  #expiresAtMs = 0;
+  #expiryKey = 0;
+  // The buckets are made on first use (an idle connection never sends): see the getters below.
+  #sendsBucket: TokenBucket | null = null;
   /**
    * Rejected sends draw from a second bucket of the same size and rate: a client a little
    * over its rate is only partly refused, one that floods (rejections outpace the refill)
-   * empties it and is closed.
+   * empties it and is closed. So do control frames past their rate and requests refused as
+   * malformed or forbidden, so no kind of frame can be answered without bound.
    */
-  readonly #abuse: TokenBucket;
-  readonly #log: Logger;
-  readonly #frameLimits: FrameLimits;
+  #abuseBucket: TokenBucket | null = null;
+  /** ping, pong, auth, subscribe, unsubscribe: answered without a Kafka write, limited apart. */
+  #controlBucket: TokenBucket | null = null;
+  /** The session's child logger, made on first use: most sessions never log. */
+  #logger: Logger | null = null;
 
   constructor(
     private readonly socket: Socket,
     private readonly deps: SessionDeps,
     private readonly preAuth: PreAuth | null,
   ) {
-    const { limits } = deps.config;
-    this.#log = deps.log.child({ conn: this.id });
-    this.#bucket = createTokenBucket({ ratePerSec: limits.sendsPerSecond, burst: limits.sendsBurst });
-    this.#abuse = createTokenBucket({ ratePerSec: limits.sendsPerSecond, burst: limits.sendsBurst });
-    this.#frameLimits = {
-      maxFrameChars: limits.maxFrameBytes,
-      maxDepth: limits.maxDataDepth,
-      maxTokenChars: limits.maxTokenChars,
-    };
     this.#helloTimer = setTimeout(() => this.close("hello_timeout"), deps.config.helloTimeoutMs);
+  }
+
+  get #bucket(): TokenBucket {
+    const { limits } = this.deps.config;
+    return (this.#sendsBucket ??= createTokenBucket({
+      ratePerSec: limits.sendsPerSecond,
+      burst: limits.sendsBurst,
+    }));
+  }
+
+  get #abuse(): TokenBucket {
+    const { limits } = this.deps.config;
+    return (this.#abuseBucket ??= createTokenBucket({
+      ratePerSec: limits.sendsPerSecond,
+      burst: limits.sendsBurst,
+    }));
+  }
+
+  get #control(): TokenBucket {
+    const { limits } = this.deps.config;
+    return (this.#controlBucket ??= createTokenBucket({
+      ratePerSec: limits.controlFramesPerSecond,
+      burst: 2 * limits.controlFramesPerSecond,
+    }));
+  }
+
+  /** The decoder's limits: one object per gateway config, shared by its sessions. */
+  get #frameLimits(): FrameLimits {
+    const { limits } = this.deps.config;
+    let f = frameLimitsOf.get(limits);
+    if (f === undefined) {
+      f = {
+        maxFrameChars: limits.maxFrameBytes,
+        maxDepth: limits.maxDataDepth,
+        maxTokenChars: limits.maxTokenChars,
+      };
+      frameLimitsOf.set(limits, f);
+    }
+    return f;
+  }
+
+  get #log(): Logger {
+    return (this.#logger ??= this.deps.log.child({ conn: this.id }));
   }
 
   /** Called once the socket is open: an upgrade already authenticated goes live at once. */
@@ -168,15 +233,19 @@ export class Session {
     return true;
   }
 
-  /** Writes a server frame; false when the session is closed. */
+  /** Writes a server frame in the socket's encoding; false when the session is closed. */
   write(frame: ServerFrame): boolean {
     this.deps.metrics.framesOut.add(frame.op);
-    return this.writeText(encodeServerFrame(frame));
+    if (this.#state === "closed") return false;
+    return this.socket.send(
+      this.socket.encoding === "avro" ? encodeServerFrameAvro(frame) : encodeServerFrame(frame),
+    );
   }
 
-  writeText(text: string): boolean {
+  /** Writes an event frame built once for all its recipients; false when closed. */
+  writeEvent(event: EventMessage): boolean {
     if (this.#state === "closed") return false;
-    return this.socket.send(text);
+    return this.socket.send(event.in(this.socket.encoding));
   }
 
   /** Closes with a code of the close-code table (the socket's close handler calls `closed`). */
@@ -192,9 +261,12 @@ export class Session {
     if (this.#state === "closed") return;
     this.#state = "closed";
     if (this.#helloTimer !== null) clearTimeout(this.#helloTimer);
-    if (this.#expiryTimer !== null) clearTimeout(this.#expiryTimer);
+    if (this.#expiryKey !== 0) expiries.remove(this, this.#expiryKey);
     if (this.#resumeTimer !== null) clearTimeout(this.#resumeTimer);
-    if (this.#user !== null) this.deps.registry.remove(this.#user, this);
+    if (this.#user !== null) {
+      this.deps.registry.remove(this.#user, this);
+      if (this.deps.registry.sockets(this.#user) === undefined) this.deps.userRates.forget(this.#user);
+    }
   }
 
   /** A method, not a field read, so the check is not narrowed away across awaits. */
@@ -208,27 +280,55 @@ export class Session {
     this.close(close);
   }
 
-  /** One binary message on the JSON protocol: a protocol violation. */
-  onBinary(): void {
-    this.deps.metrics.framesIn.add("binary");
-    this.#fail("bad_frame", "binary messages are not part of the JSON protocol (rt.v1)", "bad_frame");
+  /**
+   * One binary message: a frame on rt.v1.avro, a protocol violation on JSON. The bytes are only
+   * valid during the call.
+   */
+  onBinary(bytes: Uint8Array): void {
+    if (this.#state === "closed") return;
+    if (this.socket.encoding !== "avro") {
+      this.deps.metrics.framesIn.add("binary");
+      this.#fail(
+        "bad_frame",
+        `binary messages are not part of the JSON protocol (rt.v1.json); offer ${AVRO_SUBPROTOCOL} for binary frames`,
+        "bad_frame",
+      );
+      return;
+    }
+    if (this.#tooBig(bytes.length)) return;
+    const decoded = decodeClientFrameAvro(bytes, this.#frameLimits);
+    this.#onDecoded(decoded, () => readAvroFrameId(bytes));
   }
 
   /** One text message. `byteLength` is checked before decoding. */
   onText(text: string, byteLength: number): void {
     if (this.#state === "closed") return;
-    if (byteLength > this.deps.config.limits.maxFrameBytes) {
+    if (this.socket.encoding === "avro") {
+      this.deps.metrics.framesIn.add("text");
       this.#fail(
-        "too_big",
-        `frame of ${byteLength} bytes is over the limit of ${this.deps.config.limits.maxFrameBytes}`,
-        "too_big",
+        "bad_frame",
+        `text messages are not part of ${AVRO_SUBPROTOCOL}: send each frame as a binary Avro message`,
+        "bad_frame",
       );
       return;
     }
-    const decoded = decodeClientFrame(text, this.#frameLimits);
+    if (this.#tooBig(byteLength)) return;
+    this.#onDecoded(decodeClientFrame(text, this.#frameLimits), () => readId(text));
+  }
+
+  /** Closes with too_big (true) when a message is over the frame limit. */
+  #tooBig(byteLength: number): boolean {
+    const max = this.deps.config.limits.maxFrameBytes;
+    if (byteLength <= max) return false;
+    this.#fail("too_big", `frame of ${byteLength} bytes is over the limit of ${max}`, "too_big");
+    return true;
+  }
+
+  /** A decoded message of either encoding; `readId` finds the id of one that did not decode. */
+  #onDecoded(decoded: DecodeFrameResult, readId: () => string | null): void {
     if (!decoded.ok) {
       this.deps.metrics.framesIn.add("invalid");
-      this.#onBadFrame(text, decoded.error);
+      this.#onBadFrame(readId, decoded.error);
       return;
     }
     const frame = decoded.frame;
@@ -250,21 +350,28 @@ export class Session {
 
   /**
    * A frame that did not decode. Inside a live session, a request with a readable id whose
-   * only problem is its target or payload size gets a failed ack (the user typed a bad
-   * recipient; the connection is fine). Everything else is a protocol violation: error, close.
+   * only problem is its target, payload size or token length gets a failed ack (the user typed a
+   * bad recipient; the connection is fine). Everything else is a protocol violation: error,
+   * close; a token over the length cap (unauthorized) closes with 4001, so it is not retried.
    */
-  #onBadFrame(text: string, error: WireError): void {
+  #onBadFrame(readId: () => string | null, error: WireError): void {
+    const { code } = error;
     if (
       this.#state === "live" &&
-      (error.code === "bad_target" || error.code === "too_big" || error.code === "bad_cursor")
+      (code === "bad_target" || code === "too_big" || code === "bad_cursor" || code === "unauthorized")
     ) {
-      const id = readId(text);
+      const id = readId();
       if (id !== null) {
+        if (!this.#chargeRefusal()) return;
         this.write({ op: "ack", id, ok: false, error });
         return;
       }
     }
-    this.#fail(error.code, error.message, error.code === "too_big" ? "too_big" : "bad_frame");
+    this.#fail(
+      code,
+      error.message,
+      code === "too_big" ? "too_big" : code === "unauthorized" ? "unauthorized" : "bad_frame",
+    );
   }
 
   async #onHello(token: string, cursor: string | undefined): Promise<void> {
@@ -391,7 +498,7 @@ export class Session {
         sends_per_s: config.limits.sendsPerSecond,
       },
     });
-    this.socket.subscribe(channelTopic(BROADCAST_CHANNEL));
+    this.socket.subscribe(channelTopic(BROADCAST_CHANNEL, this.socket.encoding));
     if (plan.recovered) {
       this.#waitSeek = this.deps.catchUp.request(partition, plan.startAfter, liveEdge);
       if (this.#waitSeek > 0) {
@@ -406,29 +513,43 @@ export class Session {
       // The client must resync from its application: worth a line for whoever looks for a lost event.
       this.#log.info({ user, partition, cursor: cursorText, reason: plan.reason }, "resume not recovered");
     }
-    this.#log.debug(
-      { user, partition, cursor: cursorText, recovered: plan.recovered, startAfter: String(plan.startAfter) },
-      "session live",
-    );
+    if (this.deps.log.isLevelEnabled("debug")) {
+      this.#log.debug(
+        {
+          user,
+          partition,
+          cursor: cursorText,
+          recovered: plan.recovered,
+          startAfter: String(plan.startAfter),
+        },
+        "session live",
+      );
+    }
   }
 
   #armExpiry(expiresAtMs: number): void {
-    if (this.#expiryTimer !== null) clearTimeout(this.#expiryTimer);
-    const delay = Math.min(Math.max(0, expiresAtMs - Date.now()), MAX_TIMER_MS);
-    this.#expiryTimer = setTimeout(() => {
-      if (expiresAtMs - Date.now() > 0) this.#armExpiry(expiresAtMs);
-      else {
-        this.write({
-          op: "error",
-          code: "token_expired",
-          message: "the session's token expired; refresh it with auth",
-        });
-        this.close("token_expired");
-      }
-    }, delay);
+    if (this.#expiryKey !== 0) expiries.remove(this, this.#expiryKey);
+    this.#expiresAtMs = expiresAtMs;
+    this.#expiryKey = expiries.add(this, expiresAtMs);
+  }
+
+  /** The token's expiry came (called by `expiries`): close, unless a refresh moved it later. */
+  expire(): void {
+    this.#expiryKey = 0;
+    if (this.#state === "closed") return;
+    if (this.#expiresAtMs - Date.now() > 0) this.#armExpiry(this.#expiresAtMs);
+    else {
+      this.write({
+        op: "error",
+        code: "token_expired",
+        message: "the session's token expired; refresh it with auth",
+      });
+      this.close("token_expired");
+    }
   }
 
   #onLiveFrame(frame: ClientFrame): void {
+    if (!this.#admitControl(frame)) return;
     switch (frame.op) {
       case "send":
         this.#onSend(frame);
@@ -464,15 +585,20 @@ export class Session {
     this.close("revoked");
   }
 
-  /** Takes a write request from the rate limit; false (answered, or closed) when over it. */
+  /**
+   * Takes a write request from the connection's and then the user's rate limit; false
+   * (answered, or closed) when over either.
+   */
   #admitWrite(id: string): boolean {
     if (this.deps.draining()) {
       this.#refuseSend(id, "unavailable", "this gateway is restarting; resend after reconnecting");
       return false;
     }
+    const { limits } = this.deps.config;
     const now = Date.now();
     const take = this.#bucket.take(now);
-    if (take.ok) return true;
+    const userTake = take.ok ? this.deps.userRates.take(this.#user!, now) : take;
+    if (userTake.ok) return true;
     if (!this.#abuse.take(now).ok) {
       this.deps.metrics.sends.add("rate_limited");
       this.#fail("rate_limited", "kept sending past the rate limit", "rate_limited");
@@ -481,8 +607,48 @@ export class Session {
     this.#refuseSend(
       id,
       "rate_limited",
-      `over ${this.deps.config.limits.sendsPerSecond} sends/s; retry in ${take.retryAfterMs} ms`,
+      take.ok
+        ? `user over ${limits.userSendsPerSecond} sends/s across connections; retry in ${userTake.retryAfterMs} ms`
+        : `over ${limits.sendsPerSecond} sends/s; retry in ${take.retryAfterMs} ms`,
     );
+    return false;
+  }
+
+  /**
+   * Takes a control frame (ping, pong, auth, subscribe, unsubscribe) from its rate limit; writes
+   * pass. Past it, a frame with an id gets `ack rate_limited`, a ping no pong, and the excess
+   * draws from the abuse bucket, which closes a client that keeps going (4029).
+   */
+  #admitControl(frame: ClientFrame): boolean {
+    if (frame.op === "send" || frame.op === "join" || frame.op === "leave" || frame.op === "hello")
+      return true;
+    const now = Date.now();
+    if (this.#control.take(now).ok) return true;
+    if (!this.#abuse.take(now).ok) {
+      this.#fail("rate_limited", `kept sending ${frame.op} frames past the rate limit`, "rate_limited");
+      return false;
+    }
+    const id =
+      frame.op === "auth" || frame.op === "subscribe" || frame.op === "unsubscribe" ? frame.id : undefined;
+    if (id !== undefined) {
+      const max = this.deps.config.limits.controlFramesPerSecond;
+      this.write({
+        op: "ack",
+        id,
+        ok: false,
+        error: { code: "rate_limited", message: `over ${max} ${frame.op} and other control frames/s` },
+      });
+    }
+    return false;
+  }
+
+  /**
+   * A request refused before any work (malformed, forbidden, over a policy limit) costs the
+   * client a token of its abuse bucket: false, and the session closed (4029), once it has none.
+   */
+  #chargeRefusal(): boolean {
+    if (this.#abuse.take(Date.now()).ok) return true;
+    this.#fail("rate_limited", "kept sending requests that are refused", "rate_limited");
     return false;
   }
 
@@ -502,26 +668,26 @@ export class Session {
 
   #onSubscribe(frame: SubscribeFrame): void {
     const { channel } = frame;
-    if (channel !== BROADCAST_CHANNEL && !this.#channels.has(channel)) {
+    if (channel !== BROADCAST_CHANNEL && !this.#channels?.has(channel)) {
       if (!allows(this.#grants.channels, channel)) {
         this.#refuseSend(frame.id, "forbidden", `the token does not allow subscribing to channel ${channel}`);
         return;
       }
       const max = this.deps.config.limits.maxChannelsPerSession;
-      if (this.#channels.size >= max) {
+      if ((this.#channels?.size ?? 0) >= max) {
         this.#refuseSend(frame.id, "limit_reached", `at most ${max} channels per session`);
         return;
       }
-      this.#channels.add(channel);
-      this.socket.subscribe(channelTopic(channel));
+      (this.#channels ??= new Set()).add(channel);
+      this.socket.subscribe(channelTopic(channel, this.socket.encoding));
     }
     this.write({ op: "ack", id: frame.id, ok: true });
   }
 
   #onUnsubscribe(frame: UnsubscribeFrame): void {
     // Broadcast cannot be left: it is how the operators reach everyone.
-    if (frame.channel !== BROADCAST_CHANNEL && this.#channels.delete(frame.channel)) {
-      this.socket.unsubscribe(channelTopic(frame.channel));
+    if (frame.channel !== BROADCAST_CHANNEL && this.#channels?.delete(frame.channel)) {
+      this.socket.unsubscribe(channelTopic(frame.channel, this.socket.encoding));
     }
     this.write({ op: "ack", id: frame.id, ok: true });
   }
@@ -555,6 +721,8 @@ export class Session {
 
   /** A send refused before it reached the produce queue. */
   #refuseSend(id: string, code: ErrorCode, message: string): void {
+    // rate_limited has drawn from the abuse bucket already; unavailable is the gateway's doing.
+    if (code !== "rate_limited" && code !== "unavailable" && !this.#chargeRefusal()) return;
     this.deps.metrics.acked(code, 0);
     this.write({ op: "ack", id, ok: false, error: { code, message } });
   }

@@ -31,7 +31,7 @@ export function loadNativeUws(): UwsModule {
   } catch (e) {
     throw new NativeUwsError(
       `uWebSockets.js native binary ${name} did not load (${(e as Error).message}). ` +
-        `The gateway needs Node.js 20 (ABI ${process.versions.modules} must be 115) on glibc >= 2.36 (x64/arm64); ` +
+        `The gateway needs Node.js 20 (ABI ${process.versions.modules} must be 115) on glibc >= 2.27 (x64/arm64; not musl); ` +
         "it will not run on the pure-JS fallback",
       e,
     );

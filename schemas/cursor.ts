@@ -1,10 +1,10 @@
 /**
  * Cursors: where a client is in its own inbox log, as the string `epoch:partition:offset`.
  *
- * - `epoch` names one layout of rt.deliveries (1–16 chars of [0-9a-z]); cursors of different
- *   epochs never compare. The gateway derives it from the partition count (`p<count in base 36>`),
- *   so it changes when the partition count does, not when the topic is deleted and recreated
- *   with the same count (docs/OPERATIONS.md: do not do that while clients hold cursors).
+ * - `epoch` names one incarnation and layout of rt.deliveries (1–16 chars of [0-9a-z]); cursors
+ *   of different epochs never compare. Gateways and routers derive it from the partition count
+ *   and the topic's Kafka topic ID (`epochOf`), so it changes when partitions are added and when
+ *   the topic is deleted and created again, even with the same count.
  * - `partition` is the user's partition: a decimal int in [0, 2^31), no leading zeros.
  * - `offset` is the Kafka offset of the last event the client has: a decimal int64 in
  *   [0, 2^63 - 1], no leading zeros, held as bigint because JavaScript numbers lose precision
@@ -94,7 +94,17 @@ export function nextOffset(c: Cursor): bigint {
   return c.offset + 1n;
 }
 
-/** The epoch of the deliveries log: cursors from another epoch cannot be resumed. */
-export function epochOf(partitionCount: number): string {
-  return `p${partitionCount.toString(36)}`;
+/**
+ * The epoch of the deliveries log: cursors from another epoch cannot be resumed. `topicId` is the
+ * topic's Kafka topic ID (32 hex digits, common/kafka/topic-identity.ts): a topic deleted and
+ * created again gets a new one. The epoch is the partition count in base 36, `t`, and the ID's
+ * first 56 bits in base 36, so it fits the 16 characters for counts below 36^4; two incarnations
+ * collide only if their IDs share 56 bits (a chance of 2^-56 per recreation).
+ */
+export function epochOf(partitionCount: number, topicId: string): string {
+  if (!Number.isSafeInteger(partitionCount) || partitionCount < 1 || partitionCount >= 36 ** 4)
+    throw new RangeError(`partition count ${partitionCount} is outside [1, 36^4)`);
+  if (!/^[0-9a-f]{32}$/.test(topicId))
+    throw new RangeError(`topic ID ${JSON.stringify(topicId)} is not 32 hex digits`);
+  return `${partitionCount.toString(36)}t${BigInt(`0x${topicId.slice(0, 14)}`).toString(36)}`;
 }

@@ -29,6 +29,7 @@ import {
   type ServerFrame,
 } from "./frames.ts";
 import { CODEC_ERROR_CODES, CodecError, RecordCodec, readSchemaFile } from "./record-codec.ts";
+import { isMessageId } from "./targets.ts";
 import { earlierSchemas } from "./versions.ts";
 
 /** The Sec-WebSocket-Protocol token of the binary subprotocol. */
@@ -158,6 +159,17 @@ export function decodeClientFrameAvro(
   // The JSON protocol's checks, in its order, with its messages. Size was checked above on the
   // bytes; the JSON text of a frame can be longer than its Avro form.
   return decodeClientFrame(JSON.stringify(obj), { ...limits, maxFrameChars: Number.MAX_SAFE_INTEGER });
+}
+
+/**
+ * The `id` of a binary client message that decodes as a frame of the schema but fails the
+ * protocol's checks (e.g. a bad target), so the refusal can be an ack; null when it has none.
+ */
+export function readAvroFrameId(bytes: Uint8Array): string | null {
+  const decoded = decodeAvro(clientFrameCodec, bytes);
+  if (!decoded.ok) return null;
+  const id = decoded.branch[1]["id"];
+  return typeof id === "string" && isMessageId(id) ? id : null;
 }
 
 // ---- server frames ----

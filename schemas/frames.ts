@@ -214,8 +214,9 @@ const room = str(isRoomName, "bad_target", "must be 1-128 chars of [A-Za-z0-9_.:
 const channel = str(isChannelName, "bad_target", "must be * or 1-128 chars of [A-Za-z0-9_.:@-]");
 const token: Check = (v, limits) => {
   if (typeof v !== "string" || v.length === 0) return err("bad_frame", "must be a non-empty string");
+  // unauthorized, not too_big: the same token will never pass, so the client must not retry it.
   return v.length > limits.maxTokenChars
-    ? err("too_big", `is longer than ${limits.maxTokenChars}`)
+    ? err("unauthorized", `is longer than ${limits.maxTokenChars} characters`)
     : undefined;
 };
 const cursor: Check = (v) => {

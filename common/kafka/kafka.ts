@@ -79,6 +79,12 @@ export interface GroupConsumerHandlers {
   onAssignment?(assignment: Readonly<Record<string, readonly number[]>>, memberId: string): void;
   /** Called when the consumer crashed and will not restart by itself. */
   onCrash?(error: Error): void;
+  /**
+   * Called after each fetched batch of a partition, also one that held only transaction
+   * markers or aborted records (which never reach eachBatch): `lastOffset` is the batch's last
+   * offset, markers included, and `highWatermark` the partition's at the fetch.
+   */
+  onBatchEnd?(topic: string, partition: number, lastOffset: string, highWatermark: string): void;
 }
 
 export interface GroupConsumer {
@@ -88,8 +94,10 @@ export interface GroupConsumer {
    * Commits `nextOffset` (the next record to read) for a partition this member owns. Rejects
    * with a KafkaError when the group is rebalancing or the partition moved: the new owner then
    * starts from the previous commit, so a failed commit only means some records are read twice.
+   * `metadata` is stored with the offset (Kafka's commit metadata) and read back by
+   * `Admin.committedOffsets`.
    */
-  commit(topic: string, partition: number, nextOffset: string): Promise<void>;
+  commit(topic: string, partition: number, nextOffset: string, metadata?: string): Promise<void>;
   /** Next fetch of this partition starts at `offset` (only for an assigned partition). */
   seek(topic: string, partition: number, offset: string): void;
   pause(topic: string, partitions: readonly number[]): void;
@@ -179,7 +187,10 @@ export interface Admin {
   /** Effective configuration of one broker (its static and dynamic settings over Kafka's defaults). */
   describeBrokerConfigs(nodeId: number): Promise<Readonly<Record<string, string>>>;
   /** The group's committed offset per partition of `topic` ("-1" where none). */
-  committedOffsets(groupId: string, topic: string): Promise<{ partition: number; offset: string }[]>;
+  committedOffsets(
+    groupId: string,
+    topic: string,
+  ): Promise<{ partition: number; offset: string; metadata: string | null }[]>;
   close(): Promise<void>;
 }
 

@@ -19,6 +19,12 @@ export interface LocalKafkaOptions {
   readonly port: number;
   /** Controller port of node 1; 0 picks free ports. */
   readonly controllerPort: number;
+  /**
+   * The port node 1 tells clients to use (node n: + n - 1), when something else listens there and
+   * forwards to `port`, e.g. a test's TCP proxy that can stall the network. `brokers` then lists
+   * these ports. Default: `port` itself.
+   */
+  readonly advertisedPort?: number;
   /** Folder for logs and broker data; reused across runs (formatted only when new). */
   readonly dataDir: string;
   readonly nodes: 1 | 3;
@@ -57,7 +63,7 @@ export interface LocalKafkaNode {
   readonly id: number;
   readonly port: number;
   readonly controllerPort: number;
-  /** "127.0.0.1:<port>" */
+  /** "127.0.0.1:<advertised port>": what clients connect to. */
   readonly broker: string;
   readonly logFile: string;
 }
@@ -66,6 +72,8 @@ interface NodePorts {
   readonly id: number;
   readonly port: number;
   readonly controllerPort: number;
+  /** The port in advertised.listeners (the broker's own port unless something forwards to it). */
+  readonly advertisedPort: number;
 }
 
 export async function freePort(): Promise<number> {
@@ -105,7 +113,7 @@ function serverProperties(node: NodePorts, all: readonly NodePorts[], dataDir: s
     "node.id": node.id,
     "controller.quorum.voters": all.map((x) => `${x.id}@127.0.0.1:${x.controllerPort}`).join(","),
     listeners: `PLAINTEXT://127.0.0.1:${node.port},CONTROLLER://127.0.0.1:${node.controllerPort}`,
-    "advertised.listeners": `PLAINTEXT://127.0.0.1:${node.port}`,
+    "advertised.listeners": `PLAINTEXT://127.0.0.1:${node.advertisedPort}`,
     "controller.listener.names": "CONTROLLER",
     "inter.broker.listener.name": "PLAINTEXT",
     "listener.security.protocol.map": "CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT",
@@ -206,7 +214,8 @@ export async function startLocalKafka(opts: LocalKafkaOptions): Promise<LocalKaf
     const controllerPort = opts.controllerPort === 0 ? await freePort() : opts.controllerPort + i;
     if (opts.port !== 0) await assertPortFree(port, "RT_KAFKA_PORT");
     if (opts.controllerPort !== 0) await assertPortFree(controllerPort, "RT_KAFKA_CONTROLLER_PORT");
-    nodes.push({ id: i + 1, port, controllerPort });
+    const advertisedPort = opts.advertisedPort === undefined ? port : opts.advertisedPort + i;
+    nodes.push({ id: i + 1, port, controllerPort, advertisedPort });
   }
   mkdirSync(opts.dataDir, { recursive: true });
   // A reused data dir keeps its cluster id; the voters must not change between runs.
@@ -215,7 +224,7 @@ export async function startLocalKafka(opts: LocalKafkaOptions): Promise<LocalKaf
     ? readFileSync(idFile, "utf8").trim()
     : randomBytes(16).toString("base64url");
   writeFileSync(idFile, clusterId);
-  const brokers = nodes.map((n) => `127.0.0.1:${n.port}`);
+  const brokers = nodes.map((n) => `127.0.0.1:${n.advertisedPort}`);
   const nodeDir = (node: NodePorts) => join(opts.dataDir, `node-${node.id}`);
   const logFileOf = (node: NodePorts) => join(nodeDir(node), "kafka.log");
   const jvmBase = [`-Dlog4j2.configurationFile=${join(KAFKA_DIR, "log4j2.properties")}`, "-cp", `${libs}/*`];
@@ -319,7 +328,7 @@ export async function startLocalKafka(opts: LocalKafkaOptions): Promise<LocalKaf
   return {
     brokers,
     dataDir: opts.dataDir,
-    nodes: nodes.map((n) => ({ ...n, broker: `127.0.0.1:${n.port}`, logFile: logFileOf(n) })),
+    nodes: nodes.map((n) => ({ ...n, broker: `127.0.0.1:${n.advertisedPort}`, logFile: logFileOf(n) })),
     stop: () => (stopping ??= stopAll()),
     isRunning: (id) => isRunning(nodeById(id).id),
     async stopNode(id, how) {

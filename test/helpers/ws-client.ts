@@ -1,10 +1,22 @@
 /**
  * A minimal protocol client for tests, on the `ws` package: real sockets, frames collected
  * in order, waits bounded by timeouts. Redirects are followed like a real client would.
+ *
+ * It speaks either encoding of the protocol: JSON text frames, or with `encoding: "avro"` the
+ * rt.v1.avro subprotocol (frame objects are Avro-encoded on send and decoded on receipt, so a
+ * test reads the same objects either way). RT_TEST_ENCODING=avro makes Avro the default, which
+ * is how the parity test runs the protocol tests again over the binary encoding.
  */
 import { SignJWT } from "jose";
 import WebSocket from "ws";
 import { setTimeout as sleep } from "node:timers/promises";
+import type { ClientFrame } from "../../schemas/frames.ts";
+import { AVRO_SUBPROTOCOL, decodeServerFrameAvro, encodeClientFrameAvro } from "../../schemas/frame-codec.ts";
+
+export type Encoding = "json" | "avro";
+
+/** The encoding clients use unless told otherwise (RT_TEST_ENCODING, default json). */
+export const DEFAULT_ENCODING: Encoding = process.env.RT_TEST_ENCODING === "avro" ? "avro" : "json";
 
 // Frames are whatever the server sent; tests read fields dynamically.
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
@@ -37,12 +49,22 @@ export class TestClient {
   readonly closed: Promise<{ code: number; reason: string }>;
   #closedWith: { code: number; reason: string } | null = null;
 
+  /** Binary messages that did not decode as server frames (Avro) or any binary on JSON. */
+  readonly undecodable: Buffer[] = [];
+
   private constructor(
     readonly url: string,
     readonly ws: WebSocket,
   ) {
     ws.on("message", (data, isBinary) => {
-      if (!isBinary) this.frames.push(JSON.parse(data.toString()) as Frame);
+      const bytes = Array.isArray(data) ? Buffer.concat(data) : Buffer.from(data as ArrayBuffer);
+      if (!isBinary) {
+        this.frames.push(JSON.parse(bytes.toString()) as Frame);
+        return;
+      }
+      const decoded = ws.protocol === AVRO_SUBPROTOCOL ? decodeServerFrameAvro(bytes) : null;
+      if (decoded?.ok === true) this.frames.push(decoded.frame as Frame);
+      else this.undecodable.push(bytes);
     });
     this.closed = new Promise((done) =>
       ws.on("close", (code, reason) => {
@@ -52,8 +74,17 @@ export class TestClient {
     );
   }
 
-  static async open(url: string, opts: { headers?: Record<string, string>; protocols?: string[] } = {}) {
-    const ws = new WebSocket(url, opts.protocols ?? [], { headers: opts.headers ?? {} });
+  /**
+   * `protocols` (the raw Sec-WebSocket-Protocol offer) overrides the one `encoding` implies;
+   * frames are then read as the server's chosen subprotocol says.
+   */
+  static async open(
+    url: string,
+    opts: { headers?: Record<string, string>; protocols?: string[]; encoding?: Encoding } = {},
+  ) {
+    const encoding = opts.encoding ?? DEFAULT_ENCODING;
+    const offer = opts.protocols ?? (encoding === "avro" ? [AVRO_SUBPROTOCOL] : []);
+    const ws = new WebSocket(url, offer, { headers: opts.headers ?? {} });
     const client = new TestClient(url, ws);
     await new Promise<void>((done, fail) => {
       ws.once("open", () => done());
@@ -73,8 +104,19 @@ export class TestClient {
     return this.#closedWith;
   }
 
+  /**
+   * A frame object goes in the client's encoding; a string always goes as a text message (raw
+   * bytes for bad-input tests). Avro can only carry frames that fit the schema: others throw.
+   */
   send(frame: Frame | string): void {
-    this.ws.send(typeof frame === "string" ? frame : JSON.stringify(frame));
+    if (typeof frame === "string") this.ws.send(frame);
+    else if (this.ws.protocol === AVRO_SUBPROTOCOL) this.ws.send(encodeClientFrameAvro(frame as ClientFrame));
+    else this.ws.send(JSON.stringify(frame));
+  }
+
+  /** One binary message, as is. */
+  sendBinary(bytes: Uint8Array): void {
+    this.ws.send(bytes, { binary: true });
   }
 
   /** The first frame (from index `from`) matching `pred`. */
@@ -117,13 +159,16 @@ export class TestClient {
 export async function connectUser(
   url: string,
   jwt: string,
-  opts: { cursor?: string } = {},
+  opts: { cursor?: string; encoding?: Encoding } = {},
 ): Promise<{ client: TestClient; welcome: Frame; hops: string[] }> {
   const hops: string[] = [];
   let target = url;
   for (let i = 0; i < 4; i++) {
     hops.push(target);
-    const client = await TestClient.open(target);
+    const client = await TestClient.open(
+      target,
+      opts.encoding === undefined ? {} : { encoding: opts.encoding },
+    );
     client.send({ op: "hello", token: jwt, ...(opts.cursor === undefined ? {} : { cursor: opts.cursor }) });
     const first = await client.waitFor(
       (f) => f.op === "welcome" || f.op === "redirect" || f.op === "error",

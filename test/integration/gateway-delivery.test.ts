@@ -77,7 +77,7 @@ test("a user on gateway A reaches a user on gateway B exactly once, in order, wi
     JSON.stringify(acks.find((f) => f.ok !== true)),
   );
   const partition = partitionForKey(bob, 4);
-  for (const ack of acks) assert.match(ack.cursor, new RegExp(`^p4:${partition}:\\d+$`));
+  for (const ack of acks) assert.match(ack.cursor, new RegExp(`^4t[0-9a-z]{1,11}:${partition}:\\d+$`));
 
   const events = await b.client.waitForCount((f) => f.op === "event", n);
   await new Promise((r) => setTimeout(r, 300));

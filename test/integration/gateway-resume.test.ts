@@ -78,7 +78,8 @@ test("a welcome cursor before any event resumes from the start of the log", asyn
   const name = `fresh-${t.prefix}`;
   const first = await user(name);
   const cursor = first.welcome.cursor as string;
-  assert.match(cursor, /^p4:\d+:-?\d+$/);
+  // The epoch: the partition count (4) and the topic's ID (schemas/cursor.ts epochOf).
+  assert.match(cursor, /^4t[0-9a-z]{1,11}:\d+:-?\d+$/);
   first.client.close();
   await first.client.closed;
   const a = await user(`fresh-sender-${t.prefix}`);
@@ -117,6 +118,10 @@ test("bad cursors: malformed is an error frame, others give recovered: false, ne
   const name = `bc-${t.prefix}`;
   const p = partitionForKey(name, 4);
   const other = (p + 1) % 4;
+  // This log's epoch, from a welcome of another user.
+  const probe = await user(`bc-epoch-${t.prefix}`);
+  const epoch = String(probe.welcome.cursor).split(":")[0]!;
+  probe.client.close();
   const bad = await connectUser(gw.url, await token(name), { cursor: "not-a-cursor" }).catch(
     (e: { frame: Frame; closed: { code: number } }) => e,
   );
@@ -125,8 +130,10 @@ test("bad cursors: malformed is an error frame, others give recovered: false, ne
   assert.equal(bad.closed.code, 4002);
   const cases: [string, string][] = [
     [`zz:${p}:0`, "epoch_changed"],
-    [`p4:${other}:0`, "wrong_partition"],
-    [`p4:${p}:9000000000000000000`, "future_cursor"],
+    [`${epoch}:${other}:0`, "wrong_partition"],
+    [`${epoch}:${p}:9000000000000000000`, "future_cursor"],
+    // The old epoch format (the partition count alone) is another log.
+    [`p4:${p}:0`, "epoch_changed"],
   ];
   for (const [cursor, reason] of cases) {
     const r = await user(name, gw.url, cursor);
@@ -138,7 +145,7 @@ test("bad cursors: malformed is an error frame, others give recovered: false, ne
   const victim = `victim-${t.prefix}`;
   const a = await user(`bc-sender-${t.prefix}`);
   await sendAll(a.client, victim, ["secret"]);
-  const snoop = await user(name, gw.url, `p4:${partitionForKey(victim, 4)}:-1`);
+  const snoop = await user(name, gw.url, `${epoch}:${partitionForKey(victim, 4)}:-1`);
   await sleep(500);
   assert.ok(!events(snoop.client).some((e) => e.id === "secret"), "another user's events never leak");
 });

@@ -48,6 +48,8 @@ test("npm start brings up a local Kafka with the topics, and SIGINT stops everyt
     RT_TOPIC_PREFIX: "start.",
     RT_ROUTER_PORT: String(await freePort()),
     RT_GATEWAY_PORT: String(await freePort()),
+    RT_DEV_CONTROL_PORT: "0",
+    RT_DEMO_BUILD_DIR: tempDir(),
     RT_LOG_LEVEL: "warn",
   };
   const p = runTs("scripts/start.ts", [], env);

@@ -10,6 +10,7 @@ import {
   encodeClientFrameAvro,
   encodeEventFrameAvro,
   encodeServerFrameAvro,
+  readAvroFrameId,
   serverFrameCodec,
 } from "../../schemas/frame-codec.ts";
 import {
@@ -360,4 +361,17 @@ test("encoding a frame that does not fit the schema throws a CodecError", () => 
   assert.throws(() => encodeServerFrameAvro({ op: "welcome", heartbeat_s: 1.5 } as unknown as ServerFrame));
   assert.throws(() => encodeClientFrameAvro({ op: "send", id: "c", to: "user:b", type: "t" } as ClientFrame));
   assert.throws(() => encodeClientFrameAvro({ op: "nope" } as unknown as ClientFrame));
+});
+
+test("readAvroFrameId finds the id of a frame that fails the protocol's checks, and only a valid one", () => {
+  const badTarget = encodeClientFrameAvro({ op: "send", id: "m-1", to: "nobody", type: "t", data: 1 });
+  const decoded = decodeClientFrameAvro(badTarget);
+  assert.equal(decoded.ok, false);
+  assert.equal(decoded.ok ? "" : decoded.error.code, "bad_target");
+  assert.equal(readAvroFrameId(badTarget), "m-1");
+  assert.equal(readAvroFrameId(encodeClientFrameAvro({ op: "join", id: "has space", room: "r" })), null);
+  assert.equal(readAvroFrameId(encodeClientFrameAvro({ op: "hello", token: "a.b.c" })), null);
+  assert.equal(readAvroFrameId(encodeClientFrameAvro({ op: "ping" })), null);
+  assert.equal(readAvroFrameId(Buffer.from('{"op":"send","id":"x"}')), null);
+  assert.equal(readAvroFrameId(badTarget.subarray(0, badTarget.length - 2)), null);
 });

@@ -191,13 +191,13 @@ test("data: any JSON value up to the depth limit", () => {
   expectError(`{"op":"send","id":"c","to":"user:u","type":"t","data":${deep}}`, "too_big");
 });
 
-test("token: non-empty, within maxTokenChars, never echoed", () => {
+test("token: non-empty, within maxTokenChars (else unauthorized: never retried), never echoed", () => {
   const long = "t".repeat(8193);
-  expectError({ op: "hello", token: long }, "too_big", /hello\.token is longer than 8192/);
-  expectError({ ...VALID.auth, token: long }, "too_big");
+  expectError({ op: "hello", token: long }, "unauthorized", /hello\.token is longer than 8192 characters/);
+  expectError({ ...VALID.auth, token: long }, "unauthorized");
   assert.equal(decode({ op: "hello", token: "t".repeat(8192) }).ok, true);
   expectError({ op: "hello", token: "" }, "bad_frame", /hello\.token/);
-  expectError({ op: "hello", token: "ab" }, "too_big", undefined, {
+  expectError({ op: "hello", token: "ab" }, "unauthorized", undefined, {
     ...DEFAULT_FRAME_LIMITS,
     maxTokenChars: 1,
   });
