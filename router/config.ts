@@ -32,6 +32,8 @@ export interface RouterConfig {
   readonly maxStaleMs: number;
   /** How long a request that found no owner waits for a fresh read before answering 503. */
   readonly lookupWaitMs: number;
+  /** How long a request for a partition that is about to move is held for its new owner. */
+  readonly holdMs: number;
   /** SIGTERM deadline: past it the process exits 1. */
   readonly shutdownGraceMs: number;
   /** This router's stable name: its transactional id, so a restart fences its open transaction. */
@@ -113,6 +115,7 @@ export function readRouterConfig(env: Env): RouterConfig {
     topicRefreshMs: 30_000,
     maxStaleMs,
     lookupWaitMs: 1_000,
+    holdMs: readInt(env, "RT_ROUTER_HOLD_MS", 5_000, { min: 0, max: 30_000 }),
     shutdownGraceMs: readInt(env, "RT_SHUTDOWN_GRACE_MS", 10_000, { min: 0, max: 600_000 }),
     routerId: readRouterId(env),
     fanoutGroupId: `${topics.prefix}rt-router`,

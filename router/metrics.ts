@@ -47,6 +47,12 @@ export class RouterMetrics {
       })
       .addCallback((r) => r.observe(placement().ownedPartitions));
     meter
+      .createObservableUpDownCounter("rt.router.connect.held", {
+        description: "/v1/connect requests held for the new owner of a partition that is moving",
+        unit: "{request}",
+      })
+      .addCallback((r) => r.observe(placement().held));
+    meter
       .createObservableGauge("rt.router.placement.age", {
         description: "Age of the ownership the router serves (time since the last good read)",
         unit: "s",

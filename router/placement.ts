@@ -11,6 +11,11 @@
  *   last owners are kept for the members still in the group and dropped for members that left:
  *   the sticky assignor leaves a staying member its partitions, so only the users of a departed
  *   gateway get 503 until the new assignment is Stable.
+ * - A request whose partition is about to move (its owner refuses connections, or the group is
+ *   rebalancing) is held, up to `holdMs`, re-checked after every read, and answered as soon as
+ *   the partition has a reachable owner. Clients then connect the moment the move is done instead
+ *   of at their next retry, and the router serves one answer per client instead of a 503 every
+ *   retry hint.
  * - When Kafka does not answer, the last good ownership is served for up to `maxStaleMs`, then
  *   lookups answer `unavailable`. Reads back off exponentially while they fail (up to
  *   MAX_FAILURE_BACKOFF_MS). The admin client is dropped after a failed read and reopened by the
@@ -35,6 +40,8 @@ export interface PlacementOptions {
   readonly topicRefreshMs: number;
   readonly maxStaleMs: number;
   readonly lookupWaitMs: number;
+  /** How long a request for a partition that is about to move may be held for its new owner. */
+  readonly holdMs: number;
   readonly log: Logger;
   /** Clock, for tests. */
   readonly now?: () => number;
@@ -54,6 +61,8 @@ export interface PlacementStatus {
   readonly partitionCount: number | null;
   /** Age of the last good read; null before one. */
   readonly ageMs: number | null;
+  /** /v1/connect requests held right now for their partition's new owner. */
+  readonly held: number;
 }
 
 interface GroupSnapshot {
@@ -85,6 +94,12 @@ export class Placement {
   #closed = false;
   readonly #firstAttempt: Promise<void>;
   #markFirstAttempt: () => void = () => {};
+  /** Resolves on releaseHeld() or close(): held requests are answered with what is known. */
+  readonly #released: Promise<void>;
+  #markReleased: () => void = () => {};
+  #releasing = false;
+  /** Requests being held for a partition's new owner. */
+  #held = 0;
 
   constructor(openAdmin: () => Promise<Admin>, opts: PlacementOptions) {
     this.#openAdmin = openAdmin;
@@ -92,6 +107,7 @@ export class Placement {
     this.#now = opts.now ?? Date.now;
     this.#log = opts.log;
     this.#firstAttempt = new Promise((done) => (this.#markFirstAttempt = done));
+    this.#released = new Promise((done) => (this.#markReleased = done));
   }
 
   /** Starts the periodic reads, the first one at once. */
@@ -131,7 +147,8 @@ export class Placement {
 
   /**
    * The owner of `user`'s partition. With no owner in the cache (or no usable cache), waits up
-   * to `lookupWaitMs` for a fresh read and answers from it. Never rejects.
+   * to `lookupWaitMs` for a fresh read and answers from it; when that read says the partition is
+   * about to move, holds on (see the header) up to `holdMs`. Never rejects.
    */
   async lookup(user: string): Promise<Lookup> {
     if (this.#closed) return { kind: "unavailable", reason: "the router is shutting down" };
@@ -146,7 +163,14 @@ export class Placement {
       return first;
     }
     await this.#waitForRead();
-    return this.#answer(user);
+    const answer = this.#answer(user);
+    return this.#opts.holdMs > 0 && this.#moving(answer) ? this.#hold(user) : answer;
+  }
+
+  /** Answers held requests now with what is known, and holds no more (the router is stopping). */
+  releaseHeld(): void {
+    this.#releasing = true;
+    this.#markReleased();
   }
 
   /** Null when lookups can be answered from Kafka's word; otherwise why not. */
@@ -165,6 +189,7 @@ export class Placement {
       ownedPartitions: g?.owners.size ?? 0,
       partitionCount: this.#partitionCount,
       ageMs: g === null ? null : Math.max(0, this.#now() - g.readAtMs),
+      held: this.#held,
     };
   }
 
@@ -172,6 +197,7 @@ export class Placement {
   async close(): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
+    this.releaseHeld();
     if (this.#interval !== null) clearInterval(this.#interval);
     const scheduled = this.#scheduled;
     if (scheduled !== null) {
@@ -212,6 +238,50 @@ export class Placement {
       };
     }
     return { kind: "owner", partition, url: owner.url };
+  }
+
+  /** A partition with an owner that is down, or in a group that is rebalancing: a move is coming. */
+  #moving(answer: Lookup): boolean {
+    if (answer.kind !== "no_owner" || answer.partition === null || this.#releasing) return false;
+    const g = this.#group;
+    if (g === null) return false;
+    if (g.state !== "Stable") return g.members > 0;
+    const owner = g.owners.get(answer.partition);
+    return owner !== undefined && this.#liveness.isDown(owner.url);
+  }
+
+  /** Waits for reads until `user`'s partition has a reachable owner, or `holdMs` passes. */
+  async #hold(user: string): Promise<Lookup> {
+    let expired = false;
+    let timer: NodeJS.Timeout | undefined;
+    const bound = new Promise<void>((done) => {
+      timer = setTimeout(() => {
+        expired = true;
+        done();
+      }, this.#opts.holdMs);
+    });
+    this.#held += 1;
+    try {
+      let answer = this.#answer(user);
+      while (!expired && this.#moving(answer)) {
+        await Promise.race([this.#nextRead(), bound, this.#released]);
+        answer = this.#answer(user);
+      }
+      return answer;
+    } finally {
+      this.#held -= 1;
+      clearTimeout(timer);
+    }
+  }
+
+  /** A read that starts after now (not the one in flight, which may predate the caller's state). */
+  async #nextRead(): Promise<void> {
+    const inFlight = this.#inFlight;
+    if (inFlight !== null) await inFlight;
+    // At most one read per minRefreshIntervalMs whatever the number of held requests; also a
+    // pause, so a read that fails at once does not spin the loop.
+    await new Promise((done) => setTimeout(done, this.#opts.minRefreshIntervalMs));
+    await this.refresh();
   }
 
   #unusableReason(): string | null {

@@ -60,6 +60,7 @@ export async function startRouter(
     topicRefreshMs: config.topicRefreshMs,
     maxStaleMs: config.maxStaleMs,
     lookupWaitMs: config.lookupWaitMs,
+    holdMs: config.holdMs,
     log: log.child({ component: "placement" }),
   });
   // Kafka may be down when the router starts: the publish API and the fanout start once it answers.
@@ -195,7 +196,9 @@ export async function startRouter(
   let stopping: Promise<void> | null = null;
   const stop = async () => {
     server.stopListening();
-    // Requests in flight wait at most lookupWaitMs on Kafka; let them have their answers.
+    // Held requests are answered now (503 with a retry hint, their clients try another router);
+    // the others wait at most lookupWaitMs on Kafka: let them have their answers.
+    placement.releaseHeld();
     await server.idle();
     stopped = true;
     clearInterval(epochTimer);

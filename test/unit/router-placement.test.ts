@@ -5,6 +5,7 @@
  */
 import { test } from "node:test";
 import assert from "node:assert/strict";
+import { createServer, type AddressInfo } from "node:net";
 import { setTimeout as sleep } from "node:timers/promises";
 import { AssignerProtocol } from "kafkajs";
 import type { Admin, GroupMember, GroupState } from "../../common/kafka/kafka.ts";
@@ -123,6 +124,7 @@ function placement(fake: Fake, opts: Partial<PlacementOptions> = {}): Placement 
     topicRefreshMs: 60_000,
     maxStaleMs: 30_000,
     lookupWaitMs: 1_000,
+    holdMs: 0,
     log: createLogger({ service: "test", level: "silent" }),
     ...opts,
   });
@@ -156,6 +158,7 @@ test("a Stable group: every user gets the URL of its partition's owner", async (
       ownedPartitions: 4,
       partitionCount: 4,
       ageMs: 0,
+      held: 0,
     },
   );
   await p.close();
@@ -311,4 +314,108 @@ test("close: lookups answer unavailable, waiters are released, safe twice", asyn
   assert.ok(r.kind === "unavailable", JSON.stringify(r));
   assert.deepEqual(await p.lookup("bob"), { kind: "unavailable", reason: "the router is shutting down" });
   assert.equal(fake.closes, 1);
+});
+
+/** Whether `p` settles within `ms` (the alternative being held for much longer). */
+async function settlesWithin<T>(
+  p: Promise<T>,
+  ms: number,
+): Promise<{ settled: true; value: T } | { settled: false }> {
+  const timer = sleep(ms).then(() => ({ settled: false }) as const);
+  return Promise.race([p.then((value) => ({ settled: true, value }) as const), timer]);
+}
+
+/** A loopback URL nothing listens on: connecting to it is refused. */
+async function refusedUrl(): Promise<string> {
+  const server = createServer();
+  await new Promise<void>((done) => server.listen(0, "127.0.0.1", done));
+  const { port } = server.address() as AddressInfo;
+  await new Promise<void>((done) => server.close(() => done()));
+  return `ws://127.0.0.1:${port}/v1/ws`;
+}
+
+test("a request for a partition in a rebalance is held and answered once the new assignment is read", async () => {
+  const fake = fakeKafka(stable(member("a", URL_A, [0, 1]), member("b", URL_B, [2, 3])));
+  const p = placement(fake, { holdMs: 30_000 });
+  await p.refresh();
+  fake.group = rebalancing("a");
+  await sleep(25);
+  await p.refresh();
+  const held = p.lookup(userIn(3));
+  assert.deepEqual(await settlesWithin(held, 300), { settled: false }, "held while the group rebalances");
+  assert.equal(p.status().held, 1);
+  const readsWhileHeld = fake.describes;
+  fake.group = stable(member("a", URL_A, [0, 1, 2, 3]));
+  assert.deepEqual(await held, { kind: "owner", partition: 3, url: URL_A });
+  assert.equal(p.status().held, 0);
+  assert.ok(
+    fake.describes > 1 && readsWhileHeld >= 3,
+    `the held request kept reading (${readsWhileHeld} reads)`,
+  );
+  await p.close();
+});
+
+test("an owner that refuses connections: its users are held until its partitions move", async () => {
+  const dead = await refusedUrl();
+  const fake = fakeKafka(stable(member("a", URL_A, [0, 1]), member("b", dead, [2, 3])));
+  const p = placement(fake, { holdMs: 30_000 });
+  await p.refresh();
+  // The read probed the owners; the refused one is down once its probe failed.
+  for (let i = 0; i < 100 && p.status().held === 0; i++) {
+    const r = await settlesWithin(p.lookup(userIn(2)), 20);
+    if (!r.settled) break;
+    assert.equal(r.value.kind, "owner", "answered before the probe came back");
+    await sleep(10);
+  }
+  for (let i = 0; i < 100 && p.status().held === 0; i++) await sleep(20);
+  assert.equal(p.status().held, 1, "a request for the refused owner's partition is held");
+  const held = p.lookup(userIn(3));
+  assert.deepEqual(
+    await p.lookup(userIn(0)),
+    { kind: "owner", partition: 0, url: URL_A },
+    "others are not held",
+  );
+  fake.group = stable(member("a", URL_A, [0, 1, 2, 3]));
+  assert.deepEqual(await held, { kind: "owner", partition: 3, url: URL_A });
+  for (let i = 0; i < 100 && p.status().held > 0; i++) await sleep(20);
+  assert.equal(p.status().held, 0);
+  await p.close();
+});
+
+test("a held request is answered no_owner when holdMs passes, and at once on releaseHeld", async () => {
+  const fake = fakeKafka(stable(member("a", URL_A, [0, 1]), member("b", URL_B, [2, 3])));
+  const p = placement(fake, { holdMs: 200 });
+  await p.refresh();
+  fake.group = rebalancing("a");
+  await sleep(25);
+  await p.refresh();
+  const r = await p.lookup(userIn(2));
+  assert.equal(r.kind, "no_owner", JSON.stringify(r));
+  assert.equal(p.status().held, 0);
+
+  const q = placement(fake, { holdMs: 30_000 });
+  await q.refresh();
+  const held = q.lookup(userIn(2));
+  assert.deepEqual(await settlesWithin(held, 200), { settled: false });
+  q.releaseHeld();
+  const released = await settlesWithin(held, 5_000);
+  assert.ok(released.settled && released.value.kind === "no_owner", JSON.stringify(released));
+  assert.equal((await q.lookup(userIn(2))).kind, "no_owner", "after releaseHeld nothing is held");
+  await p.close();
+  await q.close();
+});
+
+test("an empty group and a missing topic are answered, not held: nothing is about to move", async () => {
+  const empty = fakeKafka({ groupId: GROUP, state: "Empty", protocol: "", members: [] });
+  const p = placement(empty, { holdMs: 30_000 });
+  await p.refresh();
+  const r = await settlesWithin(p.lookup(userIn(1)), 5_000);
+  assert.ok(r.settled && r.value.kind === "no_owner", JSON.stringify(r));
+  const missing = fakeKafka({ groupId: GROUP, state: "Dead", protocol: "", members: [] }, null);
+  const q = placement(missing, { holdMs: 30_000 });
+  await q.refresh();
+  const m = await settlesWithin(q.lookup("alice"), 5_000);
+  assert.ok(m.settled && m.value.kind === "no_owner", JSON.stringify(m));
+  await p.close();
+  await q.close();
 });
