@@ -15,6 +15,7 @@ import {
   type JWTVerifyGetKey,
   type JWTVerifyOptions,
 } from "jose";
+import { webcrypto } from "node:crypto";
 import type { AuthConfig, JwtAlgorithm } from "./auth-config.ts";
 
 export { readAuthConfig, type AuthConfig } from "./auth-config.ts";
@@ -170,6 +171,20 @@ export function createVerifier(config: AuthConfig): Verifier {
   const allowed = new Set<string>(config.algorithms);
   const isAllowed = (alg: unknown): alg is JwtAlgorithm => typeof alg === "string" && allowed.has(alg);
   const secret = config.hmacSecret === undefined ? undefined : new TextEncoder().encode(config.hmacSecret);
+  // One CryptoKey per HS alg, imported once: given raw bytes, jose imports a key on every verify
+  // (a WebCrypto importKey per handshake, a visible share of a reconnect storm's CPU).
+  const hmacKeys = new Map<string, Promise<webcrypto.CryptoKey>>();
+  const hmacKey = (bytes: Uint8Array, alg: JwtAlgorithm): Promise<webcrypto.CryptoKey> => {
+    let key = hmacKeys.get(alg);
+    if (key === undefined) {
+      key = webcrypto.subtle.importKey("raw", bytes, { name: "HMAC", hash: `SHA-${alg.slice(2)}` }, false, [
+        "verify",
+      ]);
+      key.catch(() => hmacKeys.delete(alg));
+      hmacKeys.set(alg, key);
+    }
+    return key;
+  };
   const jwks = config.jwksUrl === undefined ? undefined : jwksResolver(config, config.jwksUrl);
   let closed = false;
 
@@ -185,7 +200,7 @@ export function createVerifier(config: AuthConfig): Verifier {
   async function verifyWith(token: string, alg: JwtAlgorithm): Promise<VerifyResult> {
     if (alg.startsWith("HS")) {
       if (secret === undefined) return fail("alg_not_allowed", `alg ${alg} has no key configured`);
-      return accept((await jwtVerify(token, secret, options(alg))).payload, config);
+      return accept((await jwtVerify(token, await hmacKey(secret, alg), options(alg))).payload, config);
     }
     if (config.publicKey?.algorithms.includes(alg))
       return accept((await jwtVerify(token, config.publicKey.key, options(alg))).payload, config);

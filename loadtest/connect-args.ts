@@ -17,6 +17,7 @@ import {
   type FanoutCommon,
   type Getter,
 } from "./fanout-args.ts";
+import { resolve } from "node:path";
 import { fail, splitFlags } from "./flags.ts";
 
 /** Connections per gateway process the defaults aim for (a gateway may open `ulimit -n` files). */
@@ -48,6 +49,10 @@ export interface StormOptions extends FanoutCommon {
   /** A failed reconnect is retried with full-jitter backoff between these bounds. */
   readonly backoffBaseMs: number;
   readonly backoffCapMs: number;
+  /** Where each gateway writes a V8 CPU profile (`--cpu-prof`) when it stops; null: no profile. */
+  readonly gatewayCpuProfDir: string | null;
+  /** Most reconnects one generator keeps in flight at a time (the rest wait their turn, on the clock). */
+  readonly handshakesInFlight: number;
   /** How long after the storm starts every client must be back and caught up. */
   readonly resumeTimeoutS: number;
 }
@@ -68,6 +73,7 @@ export const STORM_DEFAULTS = {
   reconnectSpreadMs: 0,
   backoffBaseMs: 250,
   backoffCapMs: 5_000,
+  handshakesInFlight: 1_000,
   resumeTimeoutS: 120,
   graceS: 0,
   payloadBytes: 100,
@@ -95,7 +101,11 @@ then every client reconnects with its cursor; reports time to resume, failures a
   --reconnect-spread-ms <n> clients reconnect at a random moment within this window; 0: all at once (default 0)
   --backoff-base-ms <n>, --backoff-cap-ms <n>
                             full-jitter backoff of a failed reconnect (default ${STORM_DEFAULTS.backoffBaseMs}, ${STORM_DEFAULTS.backoffCapMs})
+  --handshakes-in-flight <n>
+                            most reconnects (connect to welcome) one generator keeps in flight; the
+                            others wait their turn, and the wait counts in their time (default ${STORM_DEFAULTS.handshakesInFlight})
   --resume-timeout <s>      every client must be back and caught up within this (default ${STORM_DEFAULTS.resumeTimeoutS})
+  --gateway-cpu-prof <dir>  each gateway writes a V8 CPU profile (.cpuprofile, open it in Chrome DevTools) to <dir> when it stops
 ${COMMON_USAGE}
 ${SHAPE_USAGE}`;
 
@@ -152,6 +162,13 @@ function nodeOptions(text: string | undefined): string | undefined {
   return words.join(" ");
 }
 
+function profDir(dir: string | undefined): string | null {
+  if (dir === undefined) return null;
+  if (dir === "" || /[\0\n]/.test(dir))
+    fail("gateway-cpu-prof", `${JSON.stringify(dir)} is not a directory path`);
+  return resolve(dir);
+}
+
 const STORM_FLAGS = [
   ...COMMON_VALUE_FLAGS,
   "clients",
@@ -160,7 +177,9 @@ const STORM_FLAGS = [
   "reconnect-spread-ms",
   "backoff-base-ms",
   "backoff-cap-ms",
+  "handshakes-in-flight",
   "resume-timeout",
+  "gateway-cpu-prof",
 ] as const;
 
 export function parseStorm(rest: readonly string[]): StormOptions {
@@ -184,6 +203,7 @@ export function parseStorm(rest: readonly string[]): StormOptions {
   const backoffCapMs = int("backoff-cap-ms", d.backoffCapMs, 1, 600_000);
   if (backoffCapMs < backoffBaseMs)
     fail("backoff-cap-ms", `must be at least --backoff-base-ms (${backoffBaseMs})`);
+  const handshakesInFlight = int("handshakes-in-flight", d.handshakesInFlight, 1, 19_000);
   const reconnectSpreadMs = int("reconnect-spread-ms", d.reconnectSpreadMs, 0, 600_000);
   const resumeTimeoutS = num("resume-timeout", d.resumeTimeoutS, 1, 3600);
   if (reconnectSpreadMs / 1000 >= resumeTimeoutS) {
@@ -198,6 +218,8 @@ export function parseStorm(rest: readonly string[]): StormOptions {
     reconnectSpreadMs,
     backoffBaseMs,
     backoffCapMs,
+    handshakesInFlight,
     resumeTimeoutS,
+    gatewayCpuProfDir: profDir(get("gateway-cpu-prof")),
   };
 }

@@ -38,6 +38,8 @@ export interface WorkerConfig {
   /** storm: full-jitter backoff of a failed reconnect. */
   readonly backoffBaseMs?: number;
   readonly backoffCapMs?: number;
+  /** storm: most reconnects (handshake to welcome) one generator keeps in flight. */
+  readonly handshakesInFlight?: number;
 }
 
 export type ToWorker =

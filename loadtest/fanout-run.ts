@@ -205,7 +205,7 @@ export async function runFanout<R>(
   workerShape: (
     runId: string,
   ) => Pick<WorkerConfig, "groups" | "slots" | "perSlot" | "join"> &
-    Partial<Pick<WorkerConfig, "backoffBaseMs" | "backoffCapMs">>,
+    Partial<Pick<WorkerConfig, "backoffBaseMs" | "backoffCapMs" | "handshakesInFlight">>,
   scenario: (ctx: FanoutContext) => Promise<R>,
   hooks: FanoutHooks = {},
 ): Promise<R> {

@@ -124,6 +124,7 @@ export function buildStormResult(input: StormRunInput) {
       reconnect_spread_ms: o.reconnectSpreadMs,
       backoff_base_ms: o.backoffBaseMs,
       backoff_cap_ms: o.backoffCapMs,
+      handshakes_in_flight_per_generator: o.handshakesInFlight,
       resume_timeout_s: o.resumeTimeoutS,
       local_addresses: o.localAddresses,
       brokers: o.brokers,

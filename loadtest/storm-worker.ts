@@ -29,7 +29,6 @@ const MAX_IN_FLIGHT = 256;
  * Reconnects in flight at once in one generator during the storm: high enough that every client of
  * a generator may be connecting at the same moment (the herd), bounded by what one process may open.
  */
-const STORM_IN_FLIGHT = 19_000;
 const CONNECT_TIMEOUT_MS = 20_000;
 const CONNECT_SLACK_MS = 60_000;
 const CLOSE_WAIT_MS = 5_000;
@@ -302,12 +301,15 @@ class StormGenerator {
     const deadline = this.#stormStart + deadlineMs;
     const base = c.backoffBaseMs ?? 250;
     const cap = c.backoffCapMs ?? 5_000;
+    // A generator's CPU runs the handshakes of all its clients: with every one in flight at once,
+    // each gets a sliver, and all miss the gateway's hello deadline together and start over.
+    const window = c.handshakesInFlight ?? 1_000;
     const todo: number[] = [];
     for (let k = 0; k < c.count; k++) if (this.#state[k] === 1) todo.push(k);
     let inFlight = 0;
     const waiting: (() => void)[] = [];
     const slot = async () => {
-      while (inFlight >= STORM_IN_FLIGHT) await new Promise<void>((r) => waiting.push(r));
+      while (inFlight >= window) await new Promise<void>((r) => waiting.push(r));
       inFlight++;
     };
     const release = () => {

@@ -99,9 +99,15 @@ export async function runStorm(
       join: false,
       backoffBaseMs: o.backoffBaseMs,
       backoffCapMs: o.backoffCapMs,
+      handshakesInFlight: o.handshakesInFlight,
     }),
     (ctx) => storm(ctx, o, { startedAt, commandLine, plan, highestLatencyUs }),
-    { workerScript: "loadtest/storm-worker.ts" },
+    {
+      workerScript: "loadtest/storm-worker.ts",
+      ...(o.gatewayCpuProfDir === null
+        ? {}
+        : { gatewayNodeArgs: ["--cpu-prof", `--cpu-prof-dir=${o.gatewayCpuProfDir}`] }),
+    },
   );
 }
 

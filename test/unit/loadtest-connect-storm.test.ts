@@ -74,9 +74,12 @@ test("connect flags: gateways, generators and partitions grow with the clients",
 test("storm flags: messages, spread and backoff are checked against each other", () => {
   const o = parse(["storm", "--clients=300", "--messages-before=2", "--messages-during=4"]) as StormOptions;
   assert.deepEqual(
-    [o.messagesBefore, o.messagesDuring, o.reconnectSpreadMs, o.resumeTimeoutS],
-    [2, 4, 0, 120],
+    [o.messagesBefore, o.messagesDuring, o.reconnectSpreadMs, o.resumeTimeoutS, o.handshakesInFlight],
+    [2, 4, 0, 120, 1000],
   );
+  assert.equal((parse(["storm", "--handshakes-in-flight=250"]) as StormOptions).handshakesInFlight, 250);
+  assert.match(error(["storm", "--handshakes-in-flight", "0"]), /^--handshakes-in-flight:/);
+  assert.match(error(["storm", "--handshakes-in-flight", "20000"]), /^--handshakes-in-flight:/);
   assert.match(error(["storm", "--messages-before", "0"]), /^--messages-before:/);
   assert.match(
     error(["storm", "--messages-before", "900", "--messages-during", "200"]),
