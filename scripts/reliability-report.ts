@@ -142,6 +142,17 @@ While the broker was down or the network stalled, the gateway stayed up, answere
 recreated, the gateway restarted in its process with a new epoch. Broker failover on three brokers
 is measured by \`test/integration/durability.test.ts\`, which does not record numbers here.
 
+**A false ack that the broker restarts found.** One run of that test once ended with a send acked
+ok that was not in the topic. The cause: when a produce request fails after the broker wrote it
+(the answer was lost), KafkaJS's idempotent producer rolls its sequence numbers back, and the
+gateway's next batch, other records, went out under the same numbers. With the same record count
+the broker took it for a duplicate of the written batch and acknowledged it without writing it;
+with another count it refused it (\`OUT_OF_ORDER_SEQUENCE_NUMBER\`, acked \`internal\`). A producer
+whose send failed is now retired, and the next send gets a new producer (a new producer id, fresh
+sequence numbers). The last test of \`kafka-faults.test.ts\` reproduces it every time: through the
+proxy the broker's answer to a one-record batch is dropped, then another one-record batch is sent;
+without the fix that send was acknowledged at the lost batch's offset, with it both are written.
+
 Measured on ${day(bad.measuredAt ?? auth.measuredAt ?? slow.measuredAt ?? faults.measuredAt ?? frames.measuredAt)}.
 `;
 

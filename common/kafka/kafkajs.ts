@@ -322,30 +322,62 @@ function configMap(
 }
 
 async function createProducer(kafka: KafkaJs, transactionalId: string | undefined): Promise<Producer> {
-  const producer: KafkaJsProducer = kafka.producer({
-    idempotent: true,
-    allowAutoTopicCreation: false,
-    maxInFlightRequests: 1,
-    ...(transactionalId === undefined ? {} : { transactionalId }),
-  });
-  try {
-    await producer.connect();
-  } catch (e) {
-    throw toKafkaError(e, "connecting the producer");
-  }
+  const open = async (): Promise<KafkaJsProducer> => {
+    const producer: KafkaJsProducer = kafka.producer({
+      idempotent: true,
+      allowAutoTopicCreation: false,
+      maxInFlightRequests: 1,
+      ...(transactionalId === undefined ? {} : { transactionalId }),
+    });
+    try {
+      await producer.connect();
+    } catch (e) {
+      void producer.disconnect().catch(() => {});
+      throw toKafkaError(e, "connecting the producer");
+    }
+    return producer;
+  };
+  let producer = await open();
+  // After a failed send the broker may still have written the batch, while KafkaJS rolls its
+  // sequence numbers back. The next batch (other records) would then reuse them: with the same
+  // record count the broker takes it for a duplicate of the written one and acknowledges it
+  // without writing it (a false ack), with another count it refuses it (OUT_OF_ORDER_SEQUENCE).
+  // So a failed send retires the producer: the next send gets a new one, with a new producer
+  // id and fresh sequence numbers.
+  let retired: KafkaJsProducer | null = null;
+  let reopening: Promise<void> | null = null;
+  const reopen = (): Promise<void> =>
+    (reopening ??= (async () => {
+      try {
+        const old = retired;
+        retired = null;
+        void old?.disconnect().catch(() => {});
+        producer = await open();
+      } catch (e) {
+        retired ??= producer;
+        throw e;
+      } finally {
+        reopening = null;
+      }
+    })());
   let closing: Promise<void> | null = null;
   return {
     async send(topic: string, records: readonly OutRecord[]): Promise<RecordPosition[]> {
       if (records.length === 0) return [];
+      if (reopening !== null) await reopening;
+      if (retired !== null && transactionalId === undefined) await reopen();
+      const current = producer;
       let result;
       try {
-        result = await producer.send({ topic, acks: -1, messages: messagesOut(records) });
+        result = await current.send({ topic, acks: -1, messages: messagesOut(records) });
       } catch (e) {
+        if (producer === current) retired = current;
         throw toKafkaError(e, `producing to ${topic}`);
       }
       return positionsOf(topic, records, result, (r) => r.partition);
     },
-    close: () => (closing ??= producer.disconnect()),
+    close: () =>
+      (closing ??= (reopening ?? Promise.resolve()).catch(() => {}).then(() => producer.disconnect())),
   };
 }
 

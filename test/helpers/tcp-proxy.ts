@@ -13,6 +13,13 @@ export interface TcpProxy {
   pause(): void;
   /** Moves the held bytes and connections on. */
   resume(): void;
+  /**
+   * While on, bytes from upstream are thrown away: requests reach the broker, its answers never
+   * come back (a connection that dies after the request was sent).
+   */
+  dropReplies(on: boolean): void;
+  /** Closes every open connection; new ones are accepted. */
+  cut(): void;
   /** Connections open through the proxy now. */
   readonly connections: number;
   /** Closes the listener and every connection. Safe to call twice. */
@@ -24,6 +31,7 @@ export async function startTcpProxy(opts: {
   readonly port?: number;
 }): Promise<TcpProxy> {
   let paused = false;
+  let dropping = false;
   const pairs = new Set<[Socket, Socket | null]>();
   const held: (() => void)[] = [];
 
@@ -32,7 +40,9 @@ export async function startTcpProxy(opts: {
     const up = connect({ host: "127.0.0.1", port: opts.upstreamPort });
     pair[1] = up;
     down.on("data", (d: Buffer) => up.write(d));
-    up.on("data", (d: Buffer) => down.write(d));
+    up.on("data", (d: Buffer) => {
+      if (!dropping) down.write(d);
+    });
     const end = () => {
       down.destroy();
       up.destroy();
@@ -80,6 +90,15 @@ export async function startTcpProxy(opts: {
         up?.resume();
       }
       for (const start of held.splice(0)) start();
+    },
+    dropReplies(on: boolean) {
+      dropping = on;
+    },
+    cut() {
+      for (const [down, up] of [...pairs]) {
+        down.destroy();
+        up?.destroy();
+      }
     },
     get connections() {
       return pairs.size;

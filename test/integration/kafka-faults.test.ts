@@ -27,6 +27,7 @@ import type { Admin } from "../../common/kafka/kafka.ts";
 import { freePort, startLocalKafka, type LocalKafka } from "../../infra/kafka/local-kafka.ts";
 import { tryDecodeDelivery } from "../../schemas/codec.ts";
 import { readTopicsConfig, topicSpecs } from "../../schemas/topics.ts";
+import { ensureTopics } from "../../common/kafka/ensure-topics.ts";
 import { gatewayEnv, startGatewayProc, waitAllReady, type GatewayProc } from "../helpers/gateway-proc.ts";
 import { testLogger } from "../helpers/kafka.ts";
 import { recordMeasurements } from "../helpers/reliability.ts";
@@ -322,3 +323,62 @@ test("the deliveries topic deleted and created again with the same partition cou
     if (f.ok === true) assert.equal(String(f.cursor).split(":")[0], newEpoch);
   }
 });
+
+test("a send whose answer was lost, then a send of other records: the broker never takes them for a duplicate", async () => {
+  // The broker writes a batch but its answer is lost; KafkaJS then rolls its sequence numbers
+  // back. A producer that went on with them would send the next batch (one record, like the lost
+  // one) under the same sequence, and the broker would acknowledge it as a duplicate without
+  // writing it: a false ack.
+  const topic = `${prefix}producer-retire`;
+  await ensureTopics(admin!, [{ name: topic, partitions: 1, replicationFactor: 1, config: {} }]);
+  const producer = await createKafka({
+    brokers: kafka!.brokers,
+    clientId: "producer-retire",
+    logger: testLogger(),
+    requestTimeoutMs: 1_000,
+    retries: 1,
+  }).producer();
+  const record = (value: string) => ({ key: "k", value: Buffer.from(value), partition: 0 });
+  try {
+    const [a] = await producer.send(topic, [record("A")]);
+    proxy!.dropReplies(true);
+    await assert.rejects(producer.send(topic, [record("B")]), "B's answer never came");
+    proxy!.dropReplies(false);
+    proxy!.cut();
+    const [c] = await producer.send(topic, [record("C")]);
+    assert.ok(BigInt(c!.offset) > BigInt(a!.offset), `C acked at ${c!.offset}, A at ${a!.offset}`);
+    const written = await valuesIn(topic, BigInt(c!.offset) + 1n, 30_000);
+    assert.equal(
+      written.get(c!.offset),
+      "C",
+      `the record at C's acked offset: ${JSON.stringify([...written])}`,
+    );
+    assert.ok([...written.values()].includes("B"), "B was written although its send failed (at least once)");
+  } finally {
+    proxy!.dropReplies(false);
+    await producer.close();
+  }
+});
+
+/** offset -> value of `topic` partition 0, read from the start until `until` records are there. */
+async function valuesIn(topic: string, until: bigint, timeoutMs: number): Promise<Map<string, string>> {
+  const k = createKafka({ brokers: kafka!.brokers, clientId: "verify", logger: testLogger() });
+  const consumer = k.consumer({
+    groupId: `verify-${randomBytes(4).toString("hex")}`,
+    topics: [topic],
+    fromBeginning: true,
+    sessionTimeoutMs: 6_000,
+    heartbeatIntervalMs: 1_000,
+    autoCommit: false,
+  });
+  const seen = new Map<string, string>();
+  await consumer.run({
+    eachBatch: async (batch) => {
+      for (const r of batch.records) seen.set(r.offset, r.value?.toString() ?? "");
+    },
+  });
+  const deadline = Date.now() + timeoutMs;
+  while (BigInt(seen.size) < until && Date.now() < deadline) await sleep(100);
+  await consumer.close();
+  return seen;
+}

@@ -394,6 +394,8 @@ test("/metrics counts a known workload", async () => {
   assert.equal(answers(routerAfter, "200") - answers(routerBefore, "200"), 1);
   assert.equal(answers(routerAfter, "401") - answers(routerBefore, "401"), 1);
   assert.equal(sum(routerAfter, "rt_router_gateways"), 2);
+  assert.ok(routerAfter.has("rt_router_connect_held"), "held requests are reported");
+  assert.equal(sum(routerAfter, "rt_router_connect_held"), 0, "nothing is held in a stable group");
 });
 
 test("no token and no payload reaches a log line, even at debug level", async () => {
