@@ -9,6 +9,7 @@
  */
 import { after, before, test } from "node:test";
 import assert from "node:assert/strict";
+import type { Socket } from "node:net";
 import { setTimeout as sleep } from "node:timers/promises";
 import { gatewayEnv, startGatewayProc, waitAllReady, type GatewayProc } from "../helpers/gateway-proc.ts";
 import { testKafka, type TestKafka } from "../helpers/kafka.ts";
@@ -239,8 +240,12 @@ test("frames before hello: every other op gets not_authenticated, close 4002", a
   counts.ws += 1;
   const c = await mustUpgrade(gw.url);
   const hello = JSON.stringify({ op: "hello", token: await token(`twice-${t.prefix}`) });
+  // Both frames in one TCP write, so the gateway reads the second before the first is verified.
+  const socket = (c.ws as unknown as { _socket: Socket })._socket;
+  socket.cork();
   c.send(hello);
   c.send(hello);
+  socket.uncork();
   await expectClosed(c, "second hello", protocol("already_authenticated"));
   await allStillServed();
 });
