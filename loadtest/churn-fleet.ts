@@ -14,9 +14,8 @@ import { mintDevToken } from "../gateway/auth.ts";
 import { clientUser } from "./churn-plan.ts";
 import { socketFactory, type RouterFetch } from "./churn-net.ts";
 import type { SessionLog } from "./churn-sessions.ts";
+import { CLOSE_WAIT_MS } from "./connection.ts";
 import { localAddressFor } from "./loopback.ts";
-
-const CLOSE_WAIT_MS = 5_000;
 
 export interface FleetOptions {
   readonly clients: number;

@@ -137,3 +137,37 @@ export async function mapLimit<T, R>(
   await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
   return results;
 }
+
+/** How long closing sockets wait for the server's close before terminating them. */
+export const CLOSE_WAIT_MS = 5_000;
+
+/** Closes every open socket politely, then terminates what is still open after `waitMs`. */
+export async function closeSockets(
+  sockets: readonly (WebSocket | undefined)[],
+  waitMs = CLOSE_WAIT_MS,
+): Promise<{ ms: number; terminated: number }> {
+  const start = performance.now();
+  const open = sockets.filter((ws): ws is WebSocket => ws !== undefined && ws.readyState !== ws.CLOSED);
+  let timer: NodeJS.Timeout | undefined;
+  await Promise.race([
+    Promise.all(
+      open.map(
+        (ws) =>
+          new Promise<void>((done) => {
+            ws.once("close", () => done());
+            ws.close(1000, "loadtest done");
+          }),
+      ),
+    ),
+    new Promise<void>((done) => (timer = setTimeout(done, waitMs))),
+  ]);
+  clearTimeout(timer);
+  let terminated = 0;
+  for (const ws of open) {
+    if (ws.readyState !== ws.CLOSED) {
+      terminated++;
+      ws.terminate();
+    }
+  }
+  return { ms: Math.round(performance.now() - start), terminated };
+}

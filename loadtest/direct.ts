@@ -16,7 +16,7 @@ import { devSecret } from "../common/dev-secret.ts";
 import { mintDevToken } from "../gateway/auth.ts";
 import { closeCodeByNumber } from "../schemas/close-codes.ts";
 import type { DirectOptions } from "./args.ts";
-import { connectUser, mapLimit } from "./connection.ts";
+import { closeSockets, connectUser, mapLimit } from "./connection.ts";
 import { Histogram } from "./histogram.ts";
 import { checkTargetUrl, localAddressFor } from "./loopback.ts";
 import { clockTicksPerSecond, machineInfo, processTicks } from "./machine.ts";
@@ -50,7 +50,6 @@ const MAX_REDIRECTS = 3;
 const MAX_BACKLOG_MS = 1000;
 /** A sender whose socket holds this much unsent data skips its sends instead of queueing more. */
 const SENDER_BUFFER_CAP_BYTES = 4 * 1024 * 1024;
-const CLOSE_WAIT_MS = 5_000;
 /** The run's own safety net, beyond warmup + duration + grace (main.ts enforces it). */
 export const HARD_DEADLINE_SLACK_S = 30;
 
@@ -136,33 +135,6 @@ async function connectAll(options: DirectOptions, runId: string, secret: string)
     redirected,
     localAddresses,
   };
-}
-
-/** Closes every socket politely, then terminates what is still open after CLOSE_WAIT_MS. */
-async function closeAll(sockets: readonly WebSocket[]): Promise<{ ms: number; terminated: number }> {
-  const start = now();
-  const open = sockets.filter((ws) => ws.readyState !== ws.CLOSED);
-  const closed = open.map(
-    (ws) =>
-      new Promise<void>((done) => {
-        ws.once("close", () => done());
-        ws.close(1000, "loadtest done");
-      }),
-  );
-  let timer: NodeJS.Timeout | undefined;
-  await Promise.race([
-    Promise.all(closed),
-    new Promise<void>((done) => (timer = setTimeout(done, CLOSE_WAIT_MS))),
-  ]);
-  clearTimeout(timer);
-  let terminated = 0;
-  for (const ws of open) {
-    if (ws.readyState !== ws.CLOSED) {
-      terminated++;
-      ws.terminate();
-    }
-  }
-  return { ms: Math.round(now() - start), terminated };
 }
 
 export async function runDirect(
@@ -369,7 +341,7 @@ export async function runDirect(
   }
 
   closing = true;
-  const closed = await closeAll([...senders, ...receivers]);
+  const closed = await closeSockets([...senders, ...receivers]);
 
   const measuredWallS = Math.max(0.001, (measureSampledEnd - measureSampledAt) / 1000);
   const measuredS =

@@ -148,3 +148,51 @@ export function clockOffset(samples: readonly ClockSample[]): { offsetMs: number
   const rttMs = best.receivedMs - best.sentMs;
   return { offsetMs: best.workerMs - (best.sentMs + best.receivedMs) / 2, rttMs };
 }
+
+/** Sends a message to the main process (a no-op once it is gone). */
+export function sendToMain(m: FromWorker): void {
+  process.send?.(m);
+}
+
+/** What every generator answers the same way: pings and the final close. */
+export interface WorkerBase {
+  close(): Promise<{ ms: number; terminated: number }>;
+}
+
+/**
+ * A generator process's main: refuses to run by hand, exits with the main process, reports any
+ * uncaught error as `fatal`, answers `ping` and `close`, and hands every other message to
+ * `handle` (with `fatal`, for the promises it starts).
+ */
+export function workerMain(
+  usage: string,
+  current: () => WorkerBase | null,
+  handle: (m: Exclude<ToWorker, { kind: "ping" | "close" }>, fatal: (e: unknown) => void) => void,
+): void {
+  if (process.send === undefined) {
+    console.error(usage);
+    process.exit(2);
+  }
+  // The main process is gone: nothing here is worth keeping.
+  process.on("disconnect", () => process.exit(0));
+  const fatal = (e: unknown) => {
+    sendToMain({ kind: "fatal", message: e instanceof Error ? (e.stack ?? e.message) : String(e) });
+    setTimeout(() => process.exit(1), 100);
+  };
+  process.on("uncaughtException", fatal);
+  process.on("unhandledRejection", fatal);
+  process.on("message", (m: ToWorker) => {
+    if (m.kind === "ping") {
+      sendToMain({ kind: "pong", id: m.id, nowMs: performance.timeOrigin + performance.now() });
+      return;
+    }
+    if (m.kind === "close") {
+      void (current()?.close() ?? Promise.resolve({ ms: 0, terminated: 0 })).then((r) => {
+        sendToMain({ kind: "closed", ...r });
+        setTimeout(() => process.exit(0), 50);
+      }, fatal);
+      return;
+    }
+    handle(m, fatal);
+  });
+}

@@ -13,8 +13,9 @@ import type WebSocket from "ws";
 import { mintDevToken } from "../gateway/auth.ts";
 import { closeCodeByNumber } from "../schemas/close-codes.ts";
 import { partitionForKey } from "../schemas/partition.ts";
-import { connectUser } from "./connection.ts";
-import type { ConnectReport, FromWorker, Progress, ToWorker, WorkerConfig } from "./fanout-ipc.ts";
+import { closeSockets, connectUser } from "./connection.ts";
+import type { ConnectReport, Progress, WorkerConfig } from "./fanout-ipc.ts";
+import { sendToMain, workerMain } from "./fanout-ipc.ts";
 import {
   BROADCAST_EVENT_TYPE,
   JOINED_TYPE,
@@ -40,13 +41,10 @@ const MAX_IN_FLIGHT = 256;
 const CONNECT_TIMEOUT_MS = 20_000;
 /** After the last connect was started, how long the phase may go on. */
 const CONNECT_SLACK_MS = 60_000;
-const CLOSE_WAIT_MS = 5_000;
 
 const now = (): number => performance.timeOrigin + performance.now();
 
-function send(m: FromWorker): void {
-  process.send?.(m);
-}
+const send = sendToMain;
 
 function bump(r: Record<string, number>, key: string): void {
   r[key] = (r[key] ?? 0) + 1;
@@ -262,78 +260,33 @@ class Generator {
   async close(): Promise<{ ms: number; terminated: number }> {
     this.#closing = true;
     clearInterval(this.#progressTimer);
-    const start = Date.now();
-    const open = this.#sockets.filter(
-      (ws): ws is WebSocket => ws !== undefined && ws.readyState !== ws.CLOSED,
-    );
-    let timer: NodeJS.Timeout | undefined;
-    await Promise.race([
-      Promise.all(
-        open.map(
-          (ws) =>
-            new Promise<void>((done) => {
-              ws.once("close", () => done());
-              ws.close(1000, "loadtest done");
-            }),
-        ),
-      ),
-      new Promise<void>((done) => (timer = setTimeout(done, CLOSE_WAIT_MS))),
-    ]);
-    clearTimeout(timer);
-    let terminated = 0;
-    for (const ws of open) {
-      if (ws.readyState !== ws.CLOSED) {
-        terminated++;
-        ws.terminate();
-      }
-    }
-    return { ms: Date.now() - start, terminated };
+    return closeSockets(this.#sockets);
   }
 }
 
-function main(): void {
-  if (process.send === undefined) {
-    console.error(
-      "loadtest/fanout-worker.ts is started by `npm run loadtest -- room|broadcast`, not by hand",
-    );
-    process.exit(2);
-  }
-  // The main process is gone: nothing here is worth keeping.
-  process.on("disconnect", () => process.exit(0));
-  const fatal = (e: unknown) => {
-    send({ kind: "fatal", message: e instanceof Error ? (e.stack ?? e.message) : String(e) });
-    setTimeout(() => process.exit(1), 100);
-  };
-  process.on("uncaughtException", fatal);
-  process.on("unhandledRejection", fatal);
-  let g: Generator | null = null;
-  process.on("message", (m: ToWorker) => {
+let generator: Generator | null = null;
+workerMain(
+  "loadtest/fanout-worker.ts is started by `npm run loadtest -- room|broadcast`, not by hand",
+  () => generator,
+  (m, fatal) => {
     switch (m.kind) {
       case "start":
-        g = new Generator(m.config);
-        void g.connectAll().catch(fatal);
-        return;
-      case "ping":
-        send({ kind: "pong", id: m.id, nowMs: now() });
+        generator = new Generator(m.config);
+        void generator.connectAll().catch(fatal);
         return;
       case "offset":
-        if (g !== null) g.offsetMs = m.offsetMs;
+        if (generator !== null) generator.offsetMs = m.offsetMs;
         return;
       case "window":
-        g?.setWindow(m.startMs, m.endMs);
+        generator?.setWindow(m.startMs, m.endMs);
         send({ kind: "window-set" });
         return;
       case "finish":
-        g?.finish(m.expected);
+        generator?.finish(m.expected);
         return;
-      case "close":
-        void (g?.close() ?? Promise.resolve({ ms: 0, terminated: 0 })).then((r) => {
-          send({ kind: "closed", ...r });
-          setTimeout(() => process.exit(0), 50);
-        }, fatal);
+      case "drop":
+      case "resume":
         return;
     }
-  });
-}
-
-main();
+  },
+);

@@ -13,8 +13,9 @@ import type WebSocket from "ws";
 import { mintDevToken } from "../gateway/auth.ts";
 import { closeCodeByNumber } from "../schemas/close-codes.ts";
 import { partitionForKey } from "../schemas/partition.ts";
-import { connectUser } from "./connection.ts";
-import type { FromWorker, Progress, StormReport, ToWorker, WorkerConfig } from "./fanout-ipc.ts";
+import { closeSockets, connectUser } from "./connection.ts";
+import type { Progress, StormReport, WorkerConfig } from "./fanout-ipc.ts";
+import { sendToMain, workerMain } from "./fanout-ipc.ts";
 import { memberUser } from "./fanout-protocol.ts";
 import { latencyHistogram } from "./fanout-tracker.ts";
 import type { Histogram, SparseHistogram } from "./histogram.ts";
@@ -31,13 +32,10 @@ const MAX_IN_FLIGHT = 256;
  */
 const CONNECT_TIMEOUT_MS = 20_000;
 const CONNECT_SLACK_MS = 60_000;
-const CLOSE_WAIT_MS = 5_000;
 
 const now = (): number => performance.timeOrigin + performance.now();
 
-function send(m: FromWorker): void {
-  process.send?.(m);
-}
+const send = sendToMain;
 
 function bump(r: Record<string, number>, key: string): void {
   r[key] = (r[key] ?? 0) + 1;
@@ -377,77 +375,32 @@ class StormGenerator {
   async close(): Promise<{ ms: number; terminated: number }> {
     this.#phase = "closing";
     clearInterval(this.#progressTimer);
-    const start = Date.now();
-    const open = this.#sockets.filter(
-      (ws): ws is WebSocket => ws !== undefined && ws.readyState !== ws.CLOSED,
-    );
-    let timer: NodeJS.Timeout | undefined;
-    await Promise.race([
-      Promise.all(
-        open.map(
-          (ws) =>
-            new Promise<void>((done) => {
-              ws.once("close", () => done());
-              ws.close(1000, "loadtest done");
-            }),
-        ),
-      ),
-      new Promise<void>((done) => (timer = setTimeout(done, CLOSE_WAIT_MS))),
-    ]);
-    clearTimeout(timer);
-    let terminated = 0;
-    for (const ws of open) {
-      if (ws.readyState !== ws.CLOSED) {
-        terminated++;
-        ws.terminate();
-      }
-    }
-    return { ms: Date.now() - start, terminated };
+    return closeSockets(this.#sockets);
   }
 }
 
-function main(): void {
-  if (process.send === undefined) {
-    console.error("loadtest/storm-worker.ts is started by `npm run loadtest -- storm`, not by hand");
-    process.exit(2);
-  }
-  process.on("disconnect", () => process.exit(0));
-  const fatal = (e: unknown) => {
-    send({ kind: "fatal", message: e instanceof Error ? (e.stack ?? e.message) : String(e) });
-    setTimeout(() => process.exit(1), 100);
-  };
-  process.on("uncaughtException", fatal);
-  process.on("unhandledRejection", fatal);
-  let g: StormGenerator | null = null;
-  process.on("message", (m: ToWorker) => {
+let generator: StormGenerator | null = null;
+workerMain(
+  "loadtest/storm-worker.ts is started by `npm run loadtest -- storm`, not by hand",
+  () => generator,
+  (m, fatal) => {
     switch (m.kind) {
       case "start":
-        g = new StormGenerator(m.config);
-        void g.connectAll().catch(fatal);
-        return;
-      case "ping":
-        send({ kind: "pong", id: m.id, nowMs: now() });
+        generator = new StormGenerator(m.config);
+        void generator.connectAll().catch(fatal);
         return;
       case "drop":
-        send({ kind: "dropped", dropped: g?.drop() ?? 0 });
+        send({ kind: "dropped", dropped: generator?.drop() ?? 0 });
         return;
       case "resume":
         void (
-          g?.resume(m.expected, m.spreadMs, m.deadlineMs) ?? Promise.reject(new Error("not started"))
+          generator?.resume(m.expected, m.spreadMs, m.deadlineMs) ?? Promise.reject(new Error("not started"))
         ).then((report) => send({ kind: "resumed", report }), fatal);
-        return;
-      case "close":
-        void (g?.close() ?? Promise.resolve({ ms: 0, terminated: 0 })).then((r) => {
-          send({ kind: "closed", ...r });
-          setTimeout(() => process.exit(0), 50);
-        }, fatal);
         return;
       case "offset":
       case "window":
       case "finish":
         return;
     }
-  });
-}
-
-main();
+  },
+);
