@@ -56,6 +56,8 @@ export interface GatewayConfig {
   readonly resumeMaxAgeMs: number;
   /** A resuming session whose catch-up has not started by then is closed (server_error). */
   readonly resumeTimeoutMs: number;
+  /** Memory for the recent records resumes are served from without a seek (0: no window). */
+  readonly resumeWindowBytes: number;
   /** How often delivery progress is committed to the group (what a new owner starts from). */
   readonly commitIntervalMs: number;
   /** How long a revocation read from the log keeps refusing older tokens on this gateway. */
@@ -126,6 +128,7 @@ export function readGatewayConfig(env: Env): GatewayConfig {
       max: 3650 * 24 * 3_600_000,
     }),
     resumeTimeoutMs: readInt(env, "RT_RESUME_TIMEOUT_MS", 30_000, { min: 1_000, max: 600_000 }),
+    resumeWindowBytes: readInt(env, "RT_RESUME_WINDOW_MB", 64, { min: 0, max: 65_536 }) * 1024 * 1024,
     commitIntervalMs: readInt(env, "RT_COMMIT_INTERVAL_MS", 1_000, { min: 50, max: 60_000 }),
     revokeRememberMs: readInt(env, "RT_REVOKE_REMEMBER_MS", 24 * 3_600_000, {
       min: 60_000,

@@ -14,6 +14,7 @@ import { EventMessage } from "./event-message.ts";
 import type { DeliveryMode, GatewayMetrics } from "./metrics.ts";
 import type { Ownership } from "./ownership.ts";
 import type { Registry } from "./registry.ts";
+import type { ResumeWindow, WindowEntry } from "./resume-window.ts";
 import type { Revocations } from "./revocations.ts";
 import { CONTROL_HEADER, SystemType } from "../schemas/records.ts";
 import type { Session } from "./session.ts";
@@ -23,11 +24,18 @@ export interface DeliveryDeps {
   readonly ownership: Ownership;
   readonly registry: Registry<Session>;
   readonly catchUp: CatchUp;
+  readonly window: ResumeWindow<DecodedEvent>;
   readonly epoch: string;
   readonly log: Logger;
   readonly metrics: GatewayMetrics;
   readonly tracing: GatewayTracing;
   readonly revocations: Revocations;
+}
+
+/** A record's event frame and timestamp, decoded once for every session that gets it. */
+export interface DecodedEvent {
+  readonly message: EventMessage;
+  readonly ts: number;
 }
 
 export interface BatchOutcome {
@@ -60,20 +68,27 @@ export function deliverBatch(batch: Batch, deps: DeliveryDeps): BatchOutcome {
     if (mode === "replay") replayed += 1;
     ownership.advance(p, offset);
     catchUp.handled(p, offset);
-    if (record.value === null || record.key === null) continue;
+    if (record.value === null || record.key === null) {
+      deps.window.observe(p, offset, record, null);
+      continue;
+    }
     if (record.headers[CONTROL_HEADER] !== undefined) {
+      // Not kept: a resume checks revocations itself, and they were noted when this was read.
+      deps.window.observe(p, offset, record, null);
       control(record, deps);
       continue;
     }
+    const user = record.key.toString("utf8");
+    const kept = deps.window.observe(p, offset, record, user);
     // Live records always get their process span; replayed ones only when someone takes them.
     let traced = tracing !== null && mode === "live";
     let span = traced && tracing !== null ? tracing.startProcess(record, deps.epoch, mode) : null;
     // The key is the recipient: most records are for users elsewhere, so look before decoding.
-    const sockets = registry.sockets(record.key.toString("utf8"));
+    const sockets = registry.sockets(user);
     let taken = 0;
     if (sockets !== undefined) {
       const applied = catchUp.applied(p);
-      let event: { message: EventMessage; ts: number } | null | undefined;
+      let event: DecodedEvent | null | undefined;
       for (const session of sockets) {
         if (session.partition !== p || !session.accept(offset, applied)) continue;
         taken += 1;
@@ -91,6 +106,7 @@ export function deliverBatch(batch: Batch, deps: DeliveryDeps): BatchOutcome {
         if (deliverTo(session, event, record, mode, span, deps)) delivered += 1;
       }
       if (event === null) undecodable += 1;
+      if (kept !== null && event !== undefined) kept.event = event;
     }
     if (span !== null) {
       span.setAttribute("rt.recipient.sessions", taken);
@@ -130,7 +146,35 @@ function control(record: InRecord, deps: DeliveryDeps): void {
   deps.log.info({ user, partition: record.partition, offset: record.offset, closed }, "sessions revoked");
 }
 
-function cursorOf(deps: DeliveryDeps, record: InRecord): string {
+/**
+ * A resume served from the window: the session's records after its cursor, in order, each in a
+ * `process` span (mode replay) when traced. Returns how many were written.
+ */
+export function deliverFromWindow(
+  session: Session,
+  entries: readonly WindowEntry<DecodedEvent>[],
+  deps: Pick<DeliveryDeps, "epoch" | "log" | "metrics" | "tracing">,
+): number {
+  const tracing = deps.tracing.enabled ? deps.tracing : null;
+  let delivered = 0;
+  for (const entry of entries) {
+    const span = tracing === null ? null : tracing.startProcess(entry.record, deps.epoch, "replay");
+    if (entry.event === undefined)
+      entry.event =
+        span === null
+          ? decodeEvent(entry.record, entry.user, deps)
+          : within(span, () => decodeEvent(entry.record, entry.user, deps));
+    if (entry.event !== null && deliverTo(session, entry.event, entry.record, "replay", span, deps))
+      delivered += 1;
+    if (span !== null) {
+      span.setAttribute("rt.recipient.sessions", 1);
+      span.end();
+    }
+  }
+  return delivered;
+}
+
+function cursorOf(deps: Pick<DeliveryDeps, "epoch">, record: InRecord): string {
   return `${deps.epoch}:${record.partition}:${record.offset}`;
 }
 
@@ -138,8 +182,8 @@ function cursorOf(deps: DeliveryDeps, record: InRecord): string {
 function decodeEvent(
   record: InRecord,
   user: string | null,
-  deps: DeliveryDeps,
-): { message: EventMessage; ts: number } | null {
+  deps: Pick<DeliveryDeps, "epoch" | "log" | "metrics">,
+): DecodedEvent | null {
   const decoded = tryDecodeDelivery(record.value!);
   // A producer that keyed a record by someone else than its recipient must not leak it.
   const mine = decoded.ok && decoded.delivery.recipient === user;
@@ -154,11 +198,11 @@ function decodeEvent(
 /** One socket write, inside its `rt.ws.deliver` span when the record is traced. */
 function deliverTo(
   session: Session,
-  event: { message: EventMessage; ts: number },
+  event: DecodedEvent,
   record: InRecord,
   mode: DeliveryMode,
   process: Span | null,
-  deps: DeliveryDeps,
+  deps: Pick<DeliveryDeps, "epoch" | "log" | "metrics" | "tracing">,
 ): boolean {
   const traced = process !== null && process.isRecording();
   if (!traced && !deps.log.isLevelEnabled("debug")) {

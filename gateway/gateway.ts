@@ -16,7 +16,8 @@ import { readTopicIdentity, type TopicIdentity } from "../common/kafka/topic-ide
 import { createVerifier, type AuthConfig } from "./auth.ts";
 import type { GatewayConfig } from "./config.ts";
 import { CatchUp } from "./catchup.ts";
-import { deliverBatch } from "./delivery.ts";
+import { deliverBatch, type DecodedEvent } from "./delivery.ts";
+import { ResumeWindow } from "./resume-window.ts";
 import { LogBounds } from "./log-bounds.ts";
 import { KafkaHealth } from "./kafka-health.ts";
 import { GatewayMetrics, type GatewayGauges } from "./metrics.ts";
@@ -143,6 +144,7 @@ async function start(
       lag: () => g.current?.lag() ?? [],
       sendQueue: () => g.current?.sendQueue() ?? { queued: 0, inFlight: 0 },
       catchUp: () => g.current?.catchUp() ?? { scans: 0 },
+      resumeWindow: () => g.current?.resumeWindow() ?? { records: 0, bytes: 0 },
     });
     shared = { metrics, gauges: g };
     metricsByMeter.set(telemetry.meter, shared);
@@ -202,12 +204,14 @@ async function start(
   // requested before that have nothing to move.
   let seek: (partition: number, offset: bigint) => void = () => {};
   const catchUp = new CatchUp((p, offset) => seek(p, offset));
+  const window = new ResumeWindow<DecodedEvent>(config.resumeWindowBytes);
   const counters = { eventsDelivered: 0, recordsRead: 0, undecodable: 0 };
   /** Per owned partition, the high watermark of its last batch: the consumer lag's reference. */
   const highWatermarks = new Map<number, bigint>();
   const sessionDeps: SessionDeps = {
     logBounds: new LogBounds(admin, topic, config.resumeMaxAgeMs),
     catchUp,
+    window,
     metrics,
     tracing,
     config,
@@ -242,6 +246,7 @@ async function start(
       owned: [...ownership.owned].sort((a, b) => a - b),
       resumes: metrics.resumes.toObject(),
       catchUp: catchUp.stats(),
+      resumeWindow: { ...window.stats(), hits: metrics.windowResumes },
       ...counters,
       sends: batcher.stats(),
     }),
@@ -289,11 +294,13 @@ async function start(
       return { queued: s.queuedRecords, inFlight: s.inFlightRecords };
     },
     catchUp: () => catchUp.stats(),
+    resumeWindow: () => window.stats(),
   };
   const deliveryDeps = {
     ownership,
     registry,
     catchUp,
+    window,
     epoch,
     log: log.child({ component: "delivery" }),
     metrics,
@@ -321,6 +328,7 @@ async function start(
       metrics.rebalances += 1;
       for (const p of lost) {
         catchUp.forget(p);
+        window.forget(p);
         highWatermarks.delete(p);
       }
       log.info({ owned: [...ownership.owned].sort((a, b) => a - b), gained, lost }, "partitions assigned");

@@ -31,6 +31,7 @@ export interface GatewayGauges {
   lag(): Iterable<{ partition: number; records: number }>;
   sendQueue(): { queued: number; inFlight: number };
   catchUp(): { scans: number };
+  resumeWindow(): { records: number; bytes: number };
 }
 
 export type DeliveryMode = "live" | "replay";
@@ -69,6 +70,8 @@ export class GatewayMetrics {
   /** Records read from the deliveries topic, and of them those read again by a catch-up. */
   recordsRead = 0;
   recordsReplayed = 0;
+  /** Recovered resumes served from the resume window, with no seek. */
+  windowResumes = 0;
 
   readonly #deliveryLatency: Histogram;
   readonly #live = { "rt.delivery.mode": "live" } as const;
@@ -150,6 +153,18 @@ export class GatewayMetrics {
       "{record}",
       () => this.recordsReplayed,
     );
+    single(
+      "rt.resume.window.hits",
+      "Recovered resumes served from the resume window (memory), with no catch-up seek",
+      "{session}",
+      () => this.windowResumes,
+    );
+    meter
+      .createObservableGauge("rt.resume.window.size", {
+        description: "Memory the resume window takes (estimated from the records it holds)",
+        unit: "By",
+      })
+      .addCallback((r) => r.observe(gauges.resumeWindow().bytes));
     const consumed = {
       ...KAFKA,
       "messaging.destination.name": topic,

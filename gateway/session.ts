@@ -35,6 +35,7 @@ import { BROADCAST_CHANNEL, isMessageId, parseTarget, type Target } from "../sch
 import { parseCursor } from "../schemas/cursor.ts";
 import type { Verifier } from "./auth.ts";
 import type { CatchUp } from "./catchup.ts";
+import { deliverFromWindow, type DecodedEvent } from "./delivery.ts";
 import type { EventMessage, FrameEncoding } from "./event-message.ts";
 import type { LogBounds } from "./log-bounds.ts";
 import type { GatewayMetrics } from "./metrics.ts";
@@ -44,6 +45,7 @@ import type { Ownership } from "./ownership.ts";
 import { Deadlines } from "./deadlines.ts";
 import { createTokenBucket, type TokenBucket } from "./rate-limit.ts";
 import type { Registry } from "./registry.ts";
+import type { ResumeWindow } from "./resume-window.ts";
 import type { Revocations } from "./revocations.ts";
 import type { RoomRates } from "./room-rates.ts";
 import type { SendBatcher } from "./send-batcher.ts";
@@ -90,6 +92,8 @@ export interface SessionDeps {
   readonly draining: () => boolean;
   readonly logBounds: LogBounds;
   readonly catchUp: CatchUp;
+  /** Recent records of the owned partitions: a recent cursor resumes from memory. */
+  readonly window: ResumeWindow<DecodedEvent>;
   readonly metrics: GatewayMetrics;
   readonly tracing: GatewayTracing;
 }
@@ -499,7 +503,14 @@ export class Session {
       },
     });
     this.socket.subscribe(channelTopic(BROADCAST_CHANNEL, this.socket.encoding));
-    if (plan.recovered) {
+    const windowed = plan.recovered ? this.deps.window.since(partition, plan.startAfter, user) : null;
+    if (windowed !== null) {
+      // Everything up to the window's last record is written now, so the stream's copies of them
+      // are skipped; nothing moves the consumer back.
+      this.deps.metrics.windowResumes += 1;
+      deliverFromWindow(this, windowed.entries, this.deps);
+      if (windowed.last > this.#lastOffset) this.#lastOffset = windowed.last;
+    } else if (plan.recovered) {
       this.#waitSeek = this.deps.catchUp.request(partition, plan.startAfter, liveEdge);
       if (this.#waitSeek > 0) {
         this.#resumeTimer = setTimeout(() => {

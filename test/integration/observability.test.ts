@@ -376,7 +376,10 @@ test("/metrics counts a known workload", async () => {
   assert.equal(delta(after2, before2, "rt_delivery_latency_count", { rt_delivery_mode: "live" }), n);
   assert.equal(delta(after2, before2, "rt_delivery_latency_count", { rt_delivery_mode: "replay" }), 1);
   assert.equal(delta(after2, before2, "rt_resumes_total", { rt_resume_outcome: "recovered" }), 1);
-  assert.ok(delta(after2, before2, "rt_catchup_scans_total") >= 1);
+  // The cursor is recent: served from the resume window, with no catch-up seek.
+  assert.equal(delta(after2, before2, "rt_resume_window_hits_total"), 1);
+  assert.equal(delta(after2, before2, "rt_catchup_scans_total"), 0);
+  assert.ok(sum(after2, "rt_resume_window_size") > 0, "the window holds dave's events");
   assert.ok(delta(after2, before2, "messaging_client_consumed_messages_total") >= n);
   // Open sockets now: on gateway 2, dave twice (plus the earlier test's bob); exact for carol's gateway.
   const liveOn = (m: Map<string, number>) => sum(m, "rt_ws_connections", { rt_state: "live" });
