@@ -51,6 +51,8 @@ export interface StormOptions extends FanoutCommon {
   readonly backoffCapMs: number;
   /** Where each gateway writes a V8 CPU profile (`--cpu-prof`) when it stops; null: no profile. */
   readonly gatewayCpuProfDir: string | null;
+  /** Where each generator process writes a V8 CPU profile when it stops; null: no profile. */
+  readonly generatorCpuProfDir: string | null;
   /** Most reconnects one generator keeps in flight at a time (the rest wait their turn, on the clock). */
   readonly handshakesInFlight: number;
   /** How long after the storm starts every client must be back and caught up. */
@@ -106,6 +108,8 @@ then every client reconnects with its cursor; reports time to resume, failures a
                             others wait their turn, and the wait counts in their time (default ${STORM_DEFAULTS.handshakesInFlight})
   --resume-timeout <s>      every client must be back and caught up within this (default ${STORM_DEFAULTS.resumeTimeoutS})
   --gateway-cpu-prof <dir>  each gateway writes a V8 CPU profile (.cpuprofile, open it in Chrome DevTools) to <dir> when it stops
+  --generator-cpu-prof <dir>
+                            each generator process writes a V8 CPU profile to <dir> when it stops
 ${COMMON_USAGE}
 ${SHAPE_USAGE}`;
 
@@ -162,10 +166,9 @@ function nodeOptions(text: string | undefined): string | undefined {
   return words.join(" ");
 }
 
-function profDir(dir: string | undefined): string | null {
+function profDir(flag: string, dir: string | undefined): string | null {
   if (dir === undefined) return null;
-  if (dir === "" || /[\0\n]/.test(dir))
-    fail("gateway-cpu-prof", `${JSON.stringify(dir)} is not a directory path`);
+  if (dir === "" || /[\0\n]/.test(dir)) fail(flag, `${JSON.stringify(dir)} is not a directory path`);
   return resolve(dir);
 }
 
@@ -180,6 +183,7 @@ const STORM_FLAGS = [
   "handshakes-in-flight",
   "resume-timeout",
   "gateway-cpu-prof",
+  "generator-cpu-prof",
 ] as const;
 
 export function parseStorm(rest: readonly string[]): StormOptions {
@@ -220,6 +224,7 @@ export function parseStorm(rest: readonly string[]): StormOptions {
     backoffCapMs,
     handshakesInFlight,
     resumeTimeoutS,
-    gatewayCpuProfDir: profDir(get("gateway-cpu-prof")),
+    gatewayCpuProfDir: profDir("gateway-cpu-prof", get("gateway-cpu-prof")),
+    generatorCpuProfDir: profDir("generator-cpu-prof", get("generator-cpu-prof")),
   };
 }

@@ -93,9 +93,10 @@ export class Generators {
     configs: readonly WorkerConfig[],
     highestLatencyUs: number,
     script = "loadtest/fanout-worker.ts",
+    nodeArgs: readonly string[] = [],
   ): Generators {
     const workers = configs.map((config, i) => {
-      const child = spawn(process.execPath, ["--import", "tsx", script], {
+      const child = spawn(process.execPath, [...nodeArgs, "--import", "tsx", script], {
         cwd: REPO_ROOT,
         stdio: ["ignore", "pipe", "pipe", "ipc"],
         serialization: "json",

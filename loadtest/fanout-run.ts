@@ -71,6 +71,8 @@ export interface FanoutHooks {
   readonly keepFailedConnects?: boolean;
   /** More `node` arguments for every gateway (connect: a full GC on SIGUSR2, gc-preload.ts). */
   readonly gatewayNodeArgs?: readonly string[];
+  /** Extra node flags of the generator processes (a CPU profile). */
+  readonly generatorNodeArgs?: readonly string[];
   /** Called once a second while connecting with the clients welcomed so far (not awaited). */
   readonly onConnectProgress?: (backbone: Backbone, connected: number) => void;
 }
@@ -305,7 +307,7 @@ export async function runFanout<R>(
       allowRemote: o.allowRemote,
     }));
     log(`connecting ${clients} clients from ${o.generators} generator processes at ${o.connectRatePerS}/s`);
-    const g = Generators.start(configs, highestLatencyUs, hooks.workerScript);
+    const g = Generators.start(configs, highestLatencyUs, hooks.workerScript, hooks.generatorNodeArgs);
     generators = g;
     const ticksPerS = clockTicksPerSecond();
     const extra: ProcRef[] = [

@@ -107,6 +107,9 @@ export async function runStorm(
       ...(o.gatewayCpuProfDir === null
         ? {}
         : { gatewayNodeArgs: ["--cpu-prof", `--cpu-prof-dir=${o.gatewayCpuProfDir}`] }),
+      ...(o.generatorCpuProfDir === null
+        ? {}
+        : { generatorNodeArgs: ["--cpu-prof", `--cpu-prof-dir=${o.generatorCpuProfDir}`] }),
     },
   );
 }

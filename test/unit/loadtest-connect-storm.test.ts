@@ -80,6 +80,15 @@ test("storm flags: messages, spread and backoff are checked against each other",
   assert.equal((parse(["storm", "--handshakes-in-flight=250"]) as StormOptions).handshakesInFlight, 250);
   assert.match(error(["storm", "--handshakes-in-flight", "0"]), /^--handshakes-in-flight:/);
   assert.match(error(["storm", "--handshakes-in-flight", "20000"]), /^--handshakes-in-flight:/);
+  const prof = parse([
+    "storm",
+    "--gateway-cpu-prof=/tmp/a",
+    "--generator-cpu-prof",
+    "/tmp/b",
+  ]) as StormOptions;
+  assert.deepEqual([prof.gatewayCpuProfDir, prof.generatorCpuProfDir], ["/tmp/a", "/tmp/b"]);
+  assert.equal(o.generatorCpuProfDir, null);
+  assert.match(error(["storm", "--generator-cpu-prof="]), /^--generator-cpu-prof:/);
   assert.match(error(["storm", "--messages-before", "0"]), /^--messages-before:/);
   assert.match(
     error(["storm", "--messages-before", "900", "--messages-during", "200"]),
