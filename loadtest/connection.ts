@@ -3,7 +3,7 @@
  * to the URL it names (bounded hops), until `welcome`. Everything is bounded by one deadline; a
  * failure is a value with a message, never a hanging promise or a stray socket.
  */
-import WebSocket from "ws";
+import { LeanWebSocket } from "./lean-ws.ts";
 import { helloFrame, parseServerMessage } from "./protocol.ts";
 
 export interface ConnectOptions {
@@ -22,13 +22,13 @@ export interface ConnectOptions {
    * Called the moment the welcome arrives, before any later frame is handled: listeners added here
    * see every frame after the welcome (frames of one read are emitted together).
    */
-  readonly onWelcome?: (ws: WebSocket) => void;
+  readonly onWelcome?: (ws: LeanWebSocket) => void;
 }
 
 export type ConnectResult =
   | {
       readonly ok: true;
-      readonly ws: WebSocket;
+      readonly ws: LeanWebSocket;
       readonly node: string;
       readonly redirects: number;
       /** The welcome's `recovered` (null when it had none). */
@@ -39,7 +39,7 @@ export type ConnectResult =
 type Attempt =
   | {
       readonly kind: "welcome";
-      readonly ws: WebSocket;
+      readonly ws: LeanWebSocket;
       readonly node: string;
       readonly recovered: boolean | null;
     }
@@ -49,8 +49,7 @@ type Attempt =
 function attempt(url: string, o: ConnectOptions, timeoutMs: number) {
   const { token, localAddress } = o;
   return new Promise<Attempt>((done) => {
-    const ws = new WebSocket(url, {
-      perMessageDeflate: false,
+    const ws = new LeanWebSocket(url, {
       handshakeTimeout: Math.max(1, timeoutMs),
       ...(localAddress === undefined ? {} : { localAddress }),
     });
@@ -68,7 +67,7 @@ function attempt(url: string, o: ConnectOptions, timeoutMs: number) {
       () => finish({ kind: "fail", message: `no welcome within ${timeoutMs} ms from ${url}` }, true),
       timeoutMs,
     );
-    const onMessage = (data: WebSocket.RawData, isBinary: boolean) => {
+    const onMessage = (data: Buffer, isBinary: boolean) => {
       if (isBinary) return;
       const m = parseServerMessage(data.toString());
       if (m.op === "welcome") {
@@ -82,17 +81,13 @@ function attempt(url: string, o: ConnectOptions, timeoutMs: number) {
     };
     // A no-op listener stays for the socket's life: ws throws on an 'error' nobody listens to.
     ws.on("error", () => {});
-    ws.once("error", (e) => finish({ kind: "fail", message: `${url}: ${e.message}` }, true));
-    ws.once("unexpected-response", (req, res) => {
-      req.destroy();
-      finish(
-        { kind: "fail", message: `${url}: HTTP ${res.statusCode} instead of a WebSocket upgrade` },
-        true,
-      );
+    ws.once("error", (e: Error) => finish({ kind: "fail", message: `${url}: ${e.message}` }, true));
+    ws.once("unexpected-response", (status: number) => {
+      finish({ kind: "fail", message: `${url}: HTTP ${status} instead of a WebSocket upgrade` }, true);
     });
     ws.once("open", () => ws.send(helloFrame(token, o.cursor)));
     ws.on("message", onMessage);
-    ws.once("close", (code, reason) =>
+    ws.once("close", (code: number, reason: Buffer) =>
       finish(
         {
           kind: "fail",
@@ -141,13 +136,22 @@ export async function mapLimit<T, R>(
 /** How long closing sockets wait for the server's close before terminating them. */
 export const CLOSE_WAIT_MS = 5_000;
 
+/** What closeSockets needs of a socket: `ws`'s WebSocket and LeanWebSocket both have it. */
+export interface ClosableSocket {
+  readonly readyState: number;
+  readonly CLOSED: number;
+  once(event: "close", listener: () => void): unknown;
+  close(code: number, reason: string): void;
+  terminate(): void;
+}
+
 /** Closes every open socket politely, then terminates what is still open after `waitMs`. */
 export async function closeSockets(
-  sockets: readonly (WebSocket | undefined)[],
+  sockets: readonly (ClosableSocket | undefined)[],
   waitMs = CLOSE_WAIT_MS,
 ): Promise<{ ms: number; terminated: number }> {
   const start = performance.now();
-  const open = sockets.filter((ws): ws is WebSocket => ws !== undefined && ws.readyState !== ws.CLOSED);
+  const open = sockets.filter((ws): ws is ClosableSocket => ws !== undefined && ws.readyState !== ws.CLOSED);
   let timer: NodeJS.Timeout | undefined;
   await Promise.race([
     Promise.all(

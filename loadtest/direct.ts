@@ -11,7 +11,7 @@
  */
 import { randomBytes } from "node:crypto";
 import { performance } from "node:perf_hooks";
-import type WebSocket from "ws";
+import type { LeanWebSocket } from "./lean-ws.ts";
 import { devSecret } from "../common/dev-secret.ts";
 import { mintDevToken } from "../gateway/auth.ts";
 import { closeCodeByNumber } from "../schemas/close-codes.ts";
@@ -70,8 +70,8 @@ function closeKey(code: number): string {
 }
 
 interface Sockets {
-  readonly senders: WebSocket[];
-  readonly receivers: WebSocket[];
+  readonly senders: LeanWebSocket[];
+  readonly receivers: LeanWebSocket[];
   readonly perNode: Map<string, number>;
   readonly redirected: number;
   readonly localAddresses: Set<string>;
@@ -193,8 +193,8 @@ export async function runDirect(
   const errorFrames = new Map<string, number>();
   let closing = false;
 
-  const attach = (ws: WebSocket, pair: number, role: "sender" | "receiver") => {
-    ws.on("message", (data: WebSocket.RawData, isBinary: boolean) => {
+  const attach = (ws: LeanWebSocket, pair: number, role: "sender" | "receiver") => {
+    ws.on("message", (data: Buffer, isBinary: boolean) => {
       if (isBinary) return;
       const m = parseServerMessage(data.toString());
       if (m.op === "ack") {

@@ -9,7 +9,7 @@
  * process died): its sockets go with it.
  */
 import { monitorEventLoopDelay, performance } from "node:perf_hooks";
-import type WebSocket from "ws";
+import type { LeanWebSocket } from "./lean-ws.ts";
 import { mintDevToken } from "../gateway/auth.ts";
 import { closeCodeByNumber } from "../schemas/close-codes.ts";
 import { partitionForKey } from "../schemas/partition.ts";
@@ -58,7 +58,7 @@ function closeKey(code: number): string {
 class Generator {
   readonly #c: WorkerConfig;
   readonly #tracker: FanoutTracker;
-  readonly #sockets: (WebSocket | undefined)[];
+  readonly #sockets: (LeanWebSocket | undefined)[];
   readonly #nodeOf: string[];
   readonly #measuredType: string;
   readonly #loopDelay = monitorEventLoopDelay({ resolution: 10 });
@@ -91,7 +91,7 @@ class Generator {
       perSlot: config.perSlot,
       highestLatencyUs: config.highestLatencyUs,
     });
-    this.#sockets = new Array<WebSocket | undefined>(config.count);
+    this.#sockets = new Array<LeanWebSocket | undefined>(config.count);
     this.#nodeOf = new Array<string>(config.count).fill("");
     this.#measuredType = config.scenario === "room" ? ROOM_EVENT_TYPE : BROADCAST_EVENT_TYPE;
     this.#connectUs = latencyHistogram(config.highestLatencyUs);
@@ -132,10 +132,10 @@ class Generator {
     send({ kind: "progress", progress });
   }
 
-  #attach(k: number, ws: WebSocket): void {
+  #attach(k: number, ws: LeanWebSocket): void {
     const c = this.#c;
     const room = `room:${roomName(c.runId, roomOf(c.first + k, c.groups))}`;
-    ws.on("message", (data: WebSocket.RawData, isBinary: boolean) => {
+    ws.on("message", (data: Buffer, isBinary: boolean) => {
       if (isBinary) return;
       const m = parseFanoutMessage(data.toString());
       if (m.op === "event") {

@@ -12,7 +12,7 @@
  * clock; the generators convert arrivals into it (fanout-ipc.ts), so latency is send to receipt.
  */
 import { setTimeout as sleep } from "node:timers/promises";
-import type WebSocket from "ws";
+import type { LeanWebSocket } from "./lean-ws.ts";
 import { mintDevToken } from "../gateway/auth.ts";
 import { closeCodeByNumber } from "../schemas/close-codes.ts";
 import { partitionForKey } from "../schemas/partition.ts";
@@ -93,7 +93,7 @@ function fanoutOf(body: unknown): RouterFanout | null {
 
 /** The room senders of `via: member`: sockets in this process, members of their rooms. */
 class Senders {
-  readonly sockets: WebSocket[] = [];
+  readonly sockets: LeanWebSocket[] = [];
   readonly closed: Uint8Array;
   readonly joinRefused: Record<string, number> = {};
   readonly closes: Record<string, number> = {};
@@ -133,9 +133,9 @@ class Senders {
     }
   }
 
-  #attach(ctx: FanoutContext, r: number, ws: WebSocket): void {
+  #attach(ctx: FanoutContext, r: number, ws: LeanWebSocket): void {
     const room = `room:${roomName(ctx.runId, r)}`;
-    ws.on("message", (data: WebSocket.RawData, isBinary: boolean) => {
+    ws.on("message", (data: Buffer, isBinary: boolean) => {
       if (isBinary) return;
       const m = parseFanoutMessage(data.toString());
       if (m.op === "ack") {

@@ -9,7 +9,7 @@
  * It exits when the main process says so, or as soon as the IPC channel closes.
  */
 import { monitorEventLoopDelay, performance } from "node:perf_hooks";
-import type WebSocket from "ws";
+import type { LeanWebSocket } from "./lean-ws.ts";
 import { mintDevToken } from "../gateway/auth.ts";
 import { closeCodeByNumber } from "../schemas/close-codes.ts";
 import { partitionForKey } from "../schemas/partition.ts";
@@ -67,7 +67,7 @@ type Phase = "connect" | "held" | "dropped" | "storm" | "closing";
 class StormGenerator {
   readonly #c: WorkerConfig;
   readonly #tracker: StormTracker;
-  readonly #sockets: (WebSocket | undefined)[];
+  readonly #sockets: (LeanWebSocket | undefined)[];
   readonly #tokens: (string | undefined)[];
   /** 1: the client was connected when the drop came; 2: it is back; 3: it is back and has every event. */
   readonly #state: Uint8Array;
@@ -100,7 +100,7 @@ class StormGenerator {
   constructor(config: WorkerConfig) {
     this.#c = config;
     this.#tracker = new StormTracker(config.first, config.count, config.slots);
-    this.#sockets = new Array<WebSocket | undefined>(config.count);
+    this.#sockets = new Array<LeanWebSocket | undefined>(config.count);
     this.#tokens = new Array<string | undefined>(config.count);
     this.#state = new Uint8Array(config.count);
     this.#welcomeUs = latencyHistogram(config.highestLatencyUs);
@@ -140,9 +140,9 @@ class StormGenerator {
   }
 
   /** Listeners of a welcomed socket (added the moment the welcome arrives). */
-  #attach(k: number, ws: WebSocket): void {
+  #attach(k: number, ws: LeanWebSocket): void {
     const runId = this.#c.runId;
-    ws.on("message", (data: WebSocket.RawData, isBinary: boolean) => {
+    ws.on("message", (data: Buffer, isBinary: boolean) => {
       if (isBinary) return;
       const m = parseFrame(data.toString());
       if (m === null) return;

@@ -1,16 +1,19 @@
 /**
- * Smoke runs of the load tests that start their own services (`room`, `broadcast`, `connect`,
- * `storm`), end to end through `loadtest/main.ts` as a user runs them: each brings up its own
- * router and gateways on the test Kafka, a few hundred clients from two generator processes, a
- * few seconds of load, and must report nothing lost, sane counts and an HTML report.
+ * Smoke runs of every load test scenario, end to end through `loadtest/main.ts` as a user runs
+ * them. `room`, `broadcast`, `connect`, `storm` and `churn` bring up their own router and
+ * gateways on the test Kafka; `direct` loads a gateway the test starts, as it would a running
+ * cluster. A few hundred clients, a few seconds of load; each must report nothing lost, sane
+ * counts and an HTML report.
  */
 import { after, test } from "node:test";
 import assert from "node:assert/strict";
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { testBrokers } from "../helpers/kafka.ts";
+import { gatewayEnv, startGatewayProc, waitAllReady } from "../helpers/gateway-proc.ts";
+import { testBrokers, testKafka } from "../helpers/kafka.ts";
 import { runTs } from "../helpers/proc.ts";
+import { TEST_SECRET } from "../helpers/ws-client.ts";
 
 const RUN_MAX_MS = 240_000;
 const dir = mkdtempSync(join(tmpdir(), "rt-loadtest-smoke-"));
@@ -26,11 +29,9 @@ async function loadtest(
   flags: string[],
 ): Promise<{ code: number; result: Json; output: string }> {
   const out = join(dir, `${scenario}.json`);
-  const proc = runTs(
-    "loadtest/main.ts",
-    [scenario, "--brokers", testBrokers().join(","), ...flags, "--out", out],
-    {},
-  );
+  // direct loads running gateways and takes no brokers.
+  const brokers = scenario === "direct" ? [] : ["--brokers", testBrokers().join(",")];
+  const proc = runTs("loadtest/main.ts", [scenario, ...brokers, ...flags, "--out", out], {});
   const timer = setTimeout(() => void proc.stop("SIGINT", 60_000), RUN_MAX_MS);
   const code = await proc.exited();
   clearTimeout(timer);
@@ -220,4 +221,87 @@ test("connect: a plan one generator process cannot hold is refused before anythi
     /--generators: 30000 clients over 1 generator processes .* use --generators 2 or more/,
   );
   assert.doesNotMatch(proc.output(), /starting a router/);
+});
+
+test("direct: 60 pairs through a running gateway, every send acked and delivered once", async () => {
+  const t = await testKafka();
+  const gw = await startGatewayProc(gatewayEnv(t.brokers, t.prefix, { RT_GATEWAY_NODE_ID: "direct-smoke" }));
+  try {
+    await waitAllReady([gw]);
+    const {
+      code,
+      result: r,
+      output,
+    } = await loadtest("direct", [
+      `--gateway=${gw.url}`,
+      `--secret=${TEST_SECRET}`,
+      "--pairs=60",
+      "--rate=300",
+      "--warmup=1",
+      "--duration=4",
+      "--grace=10",
+      "--local-addresses=4",
+      `--pids=gw1=${gw.proc.child.pid}`,
+    ]);
+    assert.equal(code, 0, output.slice(-4000));
+    assert.equal(r.scenario, "direct");
+    assert.equal(r.completed, true);
+    assert.equal(r.totals.sent, 1500, "300/s for 5 s, warmup included");
+    assert.equal(r.totals.acked_ok, r.totals.sent);
+    assert.equal(r.totals.delivered, r.totals.sent);
+    assert.equal(r.totals.lost, 0);
+    assert.equal(r.totals.duplicates, 0);
+    const e2e = r.measured.end_to_end_latency_ms;
+    assert.ok(e2e.count > 0 && e2e.p50 <= e2e.max);
+    assert.ok(
+      r.cpu.processes.some((p: Json) => p.name === "gw1" && p.cpu_s > 0),
+      "the gateway's CPU is read",
+    );
+    assert.doesNotMatch(JSON.stringify(r.command_line), new RegExp(TEST_SECRET), "the secret is redacted");
+    assert.match(readFileSync(join(dir, "direct.html"), "utf8"), /<svg/);
+  } finally {
+    await gw.proc.stop("SIGTERM", 20_000);
+    await t.cleanup();
+  }
+});
+
+test("churn: one of two gateways SIGKILLed mid-run; its clients resume and nothing is lost", async () => {
+  const {
+    code,
+    result: r,
+    output,
+  } = await loadtest("churn", [
+    "--clients=200",
+    "--gateways=2",
+    "--connect-rate=200",
+    "--rate=100",
+    "--warmup=2",
+    "--duration=14",
+    "--kill-after=5",
+    "--grace=20",
+    "--session-timeout-ms=3000",
+    "--partitions=4",
+    "--local-addresses=4",
+  ]);
+  assert.equal(code, 0, output.slice(-4000));
+  assert.equal(r.scenario, "churn");
+  assert.equal(r.completed, true);
+  assert.equal(r.connect.connected, 200);
+  assert.equal(r.totals.sent, 1400);
+  assert.equal(
+    r.totals.acked_ok +
+      Object.values(r.totals.acked_failed as Record<string, number>).reduce((a, b) => a + b, 0),
+    1400,
+  );
+  assert.equal(r.totals.lost, 0);
+  assert.equal(r.totals.duplicates, 0);
+  const kill = r.disruptions.find((d: Json) => d.name.startsWith("SIGKILL"));
+  assert.ok(kill !== undefined, JSON.stringify(r.disruptions));
+  assert.ok(kill.affected > 0);
+  assert.equal(kill.resumed, kill.affected, "every client of the killed gateway came back");
+  assert.equal(kill.to_welcome_ms.count, kill.affected);
+  assert.equal(r.targets.lost_met, true);
+  assert.equal(r.sessions_at_end.open, 200);
+  assert.equal(r.teardown.services_left_running, 0);
+  assert.match(readFileSync(join(dir, "churn.html"), "utf8"), /<svg/);
 });
