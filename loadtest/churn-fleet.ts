@@ -5,7 +5,7 @@
  * (to the tracker, through `onEvent`), and counters of sockets, socket errors, client errors and
  * resyncs. The run owns the clock and the schedule; this file only wires listeners.
  */
-import type WebSocket from "ws";
+import type { LeanWebSocket } from "./lean-ws.ts";
 import { Histogram, type HistogramSummary } from "./histogram.ts";
 import { RealtimeClient } from "../client/client.ts";
 import { closeName } from "../client/policy.ts";
@@ -73,7 +73,7 @@ export class Fleet {
   /** A client stopped for good (a "no" close code, or `closeAll`). */
   onClosed: (client: number) => void = () => {};
   readonly #o: FleetOptions;
-  readonly #live = new Set<WebSocket>();
+  readonly #live = new Set<LeanWebSocket>();
   readonly #lastClose: Uint16Array;
   readonly #lastError: (string | undefined)[];
   readonly #addresses = new Set<string>();

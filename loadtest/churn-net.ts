@@ -10,7 +10,7 @@
  */
 import { Agent, request } from "node:http";
 import { performance } from "node:perf_hooks";
-import WebSocket from "ws";
+import { LeanWebSocket } from "./lean-ws.ts";
 import type { WebSocketCtor } from "../client/connection.ts";
 import type { FetchLike } from "../client/router.ts";
 import { Histogram, type HistogramSummary } from "./histogram.ts";
@@ -90,22 +90,19 @@ export function createRouterFetch(maxSockets: number): RouterFetch {
 
 export interface SocketHooks {
   /** A socket was created (before the client adds its own listeners). */
-  readonly onSocket: (ws: WebSocket) => void;
+  readonly onSocket: (ws: LeanWebSocket) => void;
 }
 
 /**
- * A constructor the client can `new` with a URL: it creates a `ws` WebSocket bound to
+ * A constructor the client can `new` with a URL: it creates a lean WebSocket bound to
  * `localAddress` (when given) and shows it to `hooks` first, so their listeners run before the
  * client's.
  */
 export function socketFactory(localAddress: string | undefined, hooks: SocketHooks): WebSocketCtor {
-  const options: WebSocket.ClientOptions = {
-    perMessageDeflate: false,
-    ...(localAddress === undefined ? {} : { localAddress }),
-  };
-  // A plain function: `new` on it returns the object it returns, here the ws socket.
-  function BoundWebSocket(url: string): WebSocket {
-    const ws = new WebSocket(url, options);
+  const options = localAddress === undefined ? {} : { localAddress };
+  // A plain function: `new` on it returns the object it returns, here the socket.
+  function BoundWebSocket(url: string): LeanWebSocket {
+    const ws = new LeanWebSocket(url, options);
     hooks.onSocket(ws);
     return ws;
   }

@@ -5,7 +5,8 @@
  * generator's CPU, and the generator's CPU is the machine's that the gateways need. This speaks
  * the same protocol to the gateway (masked client frames, close handshake, pong to ping) and
  * offers the part of `ws`'s interface the generators use: `open`, `message` (data, isBinary),
- * `close` (code, reason), `error`, `unexpected-response` (status), `send`, `close`, `terminate`.
+ * `close` (code, reason), `error`, `unexpected-response` (status), `send`, `close`, `terminate`;
+ * and, for the reference client (client/), the browser's `addEventListener`.
  *
  * No extensions are offered (the gateway never compresses) and no subprotocol is asked for (the
  * gateway's default, rt.v1.json).
@@ -112,6 +113,20 @@ export class LeanWebSocket extends EventEmitter {
     this.#socket.on("data", (chunk: Buffer) => this.#onData(chunk));
     this.#socket.on("error", (e) => this.#fail(e));
     this.#socket.on("close", () => this.#onSocketClose());
+  }
+
+  /**
+   * The browser's way to listen, as the reference client does: `message` events carry `data`
+   * (text for a text message, bytes for a binary one), `close` events `code` and `reason`.
+   */
+  addEventListener(type: "open" | "message" | "close" | "error", listener: (event: never) => void): void {
+    const call = listener as (event: unknown) => void;
+    if (type === "message")
+      this.on("message", (data: Buffer, binary: boolean) => call({ data: binary ? data : data.toString() }));
+    else if (type === "close")
+      this.on("close", (code: number, reason: Buffer) => call({ code, reason: reason.toString() }));
+    else if (type === "error") this.on("error", (e: Error) => call({ error: e, message: e.message }));
+    else this.on("open", () => call({}));
   }
 
   get bufferedAmount(): number {

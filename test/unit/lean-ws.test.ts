@@ -159,3 +159,26 @@ test("terminate drops the connection without a close frame", async () => {
   assert.equal(serverCode, 1006, "the server saw an abnormal closure");
   await srv.close();
 });
+
+test("the browser's addEventListener, as the reference client uses it", async () => {
+  const srv = await wsServer((ws) => {
+    ws.send("text");
+    ws.send(Buffer.from([7]), { binary: true });
+    setTimeout(() => ws.close(4000, "bye"), 50);
+  });
+  const ws = new LeanWebSocket(srv.url);
+  const seen: unknown[] = [];
+  ws.addEventListener("open", () => seen.push("open"));
+  ws.addEventListener("message", (e: { data: unknown }) => seen.push(e.data));
+  const closed = new Promise((done) => ws.addEventListener("close", done));
+  assert.deepEqual(await closed, { code: 4000, reason: "bye" });
+  assert.deepEqual(seen, ["open", "text", Buffer.from([7])]);
+  const errors: string[] = [];
+  const dead = new LeanWebSocket("ws://127.0.0.1:1/v1/ws");
+  const deadClosed = new Promise((done) => dead.addEventListener("close", done));
+  dead.addEventListener("error", (e: { message: string }) => errors.push(e.message));
+  assert.deepEqual(await deadClosed, { code: 1006, reason: "" });
+  assert.equal(errors.length, 1);
+  assert.match(errors[0]!, /ECONNREFUSED/);
+  await srv.close();
+});
