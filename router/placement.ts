@@ -278,9 +278,8 @@ export class Placement {
   async #nextRead(): Promise<void> {
     const inFlight = this.#inFlight;
     if (inFlight !== null) await inFlight;
-    // At most one read per minRefreshIntervalMs whatever the number of held requests; also a
-    // pause, so a read that fails at once does not spin the loop.
-    await new Promise((done) => setTimeout(done, this.#opts.minRefreshIntervalMs));
+    // refresh() keeps reads at least minRefreshIntervalMs apart (more while they fail), whatever
+    // the number of held requests, so this loop cannot spin.
     await this.refresh();
   }
 
