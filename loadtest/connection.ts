@@ -136,7 +136,7 @@ export async function mapLimit<T, R>(
 /** How long closing sockets wait for the server's close before terminating them. */
 export const CLOSE_WAIT_MS = 5_000;
 
-/** What closeSockets needs of a socket: `ws`'s WebSocket and LeanWebSocket both have it. */
+/** What closeSockets needs of a socket (LeanWebSocket, and any `ws`-like socket). */
 export interface ClosableSocket {
   readonly readyState: number;
   readonly CLOSED: number;
