@@ -14,7 +14,8 @@ import { setTimeout as sleep } from "node:timers/promises";
 import { gatewayEnv, startGatewayProc, waitAllReady, type GatewayProc } from "../helpers/gateway-proc.ts";
 import { testKafka, type TestKafka } from "../helpers/kafka.ts";
 import { routerEnv, startRouterProc, type RouterProc } from "../helpers/router-proc.ts";
-import { connectUser, token, type TestClient } from "../helpers/ws-client.ts";
+import { SignJWT } from "jose";
+import { connectUser, TEST_SECRET, token, type TestClient } from "../helpers/ws-client.ts";
 import {
   clientFrame,
   liveWs,
@@ -239,7 +240,14 @@ test("frames before hello: every other op gets not_authenticated, close 4002", a
   // A second hello while the first is being checked.
   counts.ws += 1;
   const c = await mustUpgrade(gw.url);
-  const hello = JSON.stringify({ op: "hello", token: await token(`twice-${t.prefix}`) });
+  // A header field beyond alg/typ/kid sends the token through jose's asynchronous check (the
+  // inline HS256 path would finish the first hello before the second frame is read).
+  const slowToken = await new SignJWT({})
+    .setProtectedHeader({ alg: "HS256", cty: "slow-path" })
+    .setSubject(`twice-${t.prefix}`)
+    .setExpirationTime(Math.floor(Date.now() / 1000) + 600)
+    .sign(new TextEncoder().encode(TEST_SECRET));
+  const hello = JSON.stringify({ op: "hello", token: slowToken });
   // Both frames in one TCP write, so the gateway reads the second before the first is verified.
   const socket = (c.ws as unknown as { _socket: Socket })._socket;
   socket.cork();
