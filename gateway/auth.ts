@@ -175,8 +175,9 @@ export function createVerifier(config: AuthConfig, paths: { fastHmac?: boolean }
   const allowed = new Set<string>(config.algorithms);
   const isAllowed = (alg: unknown): alg is JwtAlgorithm => typeof alg === "string" && allowed.has(alg);
   const secret = config.hmacSecret === undefined ? undefined : new TextEncoder().encode(config.hmacSecret);
-  // One CryptoKey per HS alg, imported once: given raw bytes, jose imports a key on every verify
-  // (a WebCrypto importKey per handshake, a visible share of a reconnect storm's CPU).
+  // One CryptoKey per HS alg, imported once, for the HS* tokens the fast path leaves to jose
+  // (refused or unusual ones): given raw bytes, jose would import a key on every verify, so a
+  // flood of forged tokens would cost a WebCrypto importKey each.
   const hmacKeys = new Map<string, Promise<webcrypto.CryptoKey>>();
   const hmacKey = (bytes: Uint8Array, alg: JwtAlgorithm): Promise<webcrypto.CryptoKey> => {
     let key = hmacKeys.get(alg);

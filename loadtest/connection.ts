@@ -79,7 +79,7 @@ function attempt(url: string, o: ConnectOptions, timeoutMs: number) {
         finish({ kind: "redirect", url: m.url }, false);
       } else if (m.op === "error") refused = `${m.code}: ${m.message}`;
     };
-    // A no-op listener stays for the socket's life: ws throws on an 'error' nobody listens to.
+    // A no-op listener stays for the socket's life: an emitter throws an 'error' nobody listens to.
     ws.on("error", () => {});
     ws.once("error", (e: Error) => finish({ kind: "fail", message: `${url}: ${e.message}` }, true));
     ws.once("unexpected-response", (status: number) => {
@@ -136,22 +136,13 @@ export async function mapLimit<T, R>(
 /** How long closing sockets wait for the server's close before terminating them. */
 export const CLOSE_WAIT_MS = 5_000;
 
-/** What closeSockets needs of a socket (LeanWebSocket, and any `ws`-like socket). */
-export interface ClosableSocket {
-  readonly readyState: number;
-  readonly CLOSED: number;
-  once(event: "close", listener: () => void): unknown;
-  close(code: number, reason: string): void;
-  terminate(): void;
-}
-
 /** Closes every open socket politely, then terminates what is still open after `waitMs`. */
 export async function closeSockets(
-  sockets: readonly (ClosableSocket | undefined)[],
+  sockets: readonly (LeanWebSocket | undefined)[],
   waitMs = CLOSE_WAIT_MS,
 ): Promise<{ ms: number; terminated: number }> {
   const start = performance.now();
-  const open = sockets.filter((ws): ws is ClosableSocket => ws !== undefined && ws.readyState !== ws.CLOSED);
+  const open = sockets.filter((ws): ws is LeanWebSocket => ws !== undefined && ws.readyState !== ws.CLOSED);
   let timer: NodeJS.Timeout | undefined;
   await Promise.race([
     Promise.all(

@@ -343,7 +343,8 @@ async function createProducer(kafka: KafkaJs, transactionalId: string | undefine
   // record count the broker takes it for a duplicate of the written one and acknowledges it
   // without writing it (a false ack), with another count it refuses it (OUT_OF_ORDER_SEQUENCE).
   // So a failed send retires the producer: the next send gets a new one, with a new producer
-  // id and fresh sequence numbers.
+  // id and fresh sequence numbers. (A transactional producer aborts its transaction instead.)
+  const retires = transactionalId === undefined;
   let retired: KafkaJsProducer | null = null;
   let reopening: Promise<void> | null = null;
   const reopen = (): Promise<void> =>
@@ -365,13 +366,13 @@ async function createProducer(kafka: KafkaJs, transactionalId: string | undefine
     async send(topic: string, records: readonly OutRecord[]): Promise<RecordPosition[]> {
       if (records.length === 0) return [];
       if (reopening !== null) await reopening;
-      if (retired !== null && transactionalId === undefined) await reopen();
+      if (retired !== null) await reopen();
       const current = producer;
       let result;
       try {
         result = await current.send({ topic, acks: -1, messages: messagesOut(records) });
       } catch (e) {
-        if (producer === current) retired = current;
+        if (retires && producer === current) retired = current;
         throw toKafkaError(e, `producing to ${topic}`);
       }
       return positionsOf(topic, records, result, (r) => r.partition);
